@@ -1,0 +1,104 @@
+"""The single entry from automatic reporting into delivery; nothing here raises."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from . import _stats
+from ._config import current_settings
+from ._event import ModerationEvent, ModerationEventType
+
+__all__ = ["EventSink", "pop_sink", "push_sink", "report_automatic", "submit"]
+
+logger = logging.getLogger("mlops_guard_events")
+
+EventSink = Callable[[ModerationEvent], None]
+
+# Sinks installed by mlops_guard_events.testing; the newest one takes every event in the
+# process, from any thread, in place of delivery.
+_sinks: list[EventSink] = []
+_sinks_lock = threading.Lock()
+
+
+def push_sink(sink: EventSink) -> None:
+    """Send every event to `sink` instead of delivering it, until `pop_sink(sink)`."""
+    with _sinks_lock:
+        _sinks.append(sink)
+
+
+def pop_sink(sink: EventSink) -> None:
+    """Remove `sink`; events go where they went before it was pushed."""
+    with _sinks_lock:
+        _sinks.remove(sink)
+
+
+def submit(event: ModerationEvent) -> bool:
+    """Hand `event` to the background worker, or to the newest sink, without blocking.
+
+    Returns:
+        Whether the event was taken; False when reporting is off or the library failed, which
+        is logged and counted as `reporting_errors`.
+    """
+    try:
+        sinks = _sinks
+        if sinks:
+            _stats.count("submitted")
+            sinks[-1](event)
+            return True
+        if not current_settings().enabled:
+            return False
+        _stats.count("submitted")
+        from ._worker import submit as submit_to_worker
+
+        return submit_to_worker(event)
+    except Exception:
+        _record_internal_error("submitting a moderation event")
+        return False
+
+
+def report_automatic(
+    event_type: ModerationEventType,
+    *,
+    title: str | None,
+    message: str | None,
+    guard_name: object = None,
+    metric_name: object = None,
+    deployment_id: object = None,
+    org_id: object = None,
+) -> bool:
+    """Build an event the forgiving way and submit it; never raises.
+
+    Text that is too long is cut with a marker, characters JSON cannot carry are replaced, and a
+    missing deployment or organization ID comes from the settings.
+
+    Returns:
+        Whether the event was taken, as `submit` returns it.
+    """
+    try:
+        settings = current_settings()
+        if not settings.enabled and not _sinks:
+            return False
+        event = ModerationEvent.create(
+            event_type,
+            title=title,
+            message=message,
+            guard_name=guard_name,  # type: ignore[arg-type]
+            metric_name=metric_name,  # type: ignore[arg-type]
+            deployment_id=deployment_id if deployment_id is not None else settings.deployment_id,  # type: ignore[arg-type]
+            org_id=org_id if org_id is not None else settings.org_id,  # type: ignore[arg-type]
+            sanitize=True,
+        )
+    except Exception:
+        _record_internal_error("building a moderation event")
+        return False
+    return submit(event)
+
+
+def _record_internal_error(action: str) -> None:
+    _stats.count("reporting_errors")
+    try:
+        logger.error("mlops_guard_events failed while %s; the guarded code is unaffected", action, exc_info=True)
+    except Exception:  # noqa: BLE001 - a broken logging handler must not reach the guarded code
+        pass
