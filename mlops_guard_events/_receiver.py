@@ -20,6 +20,7 @@ its 422 body may differ from the ones here.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hmac
 import json
@@ -29,6 +30,7 @@ import os
 import random
 import re
 import secrets
+import selectors
 import socket
 import threading
 import time
@@ -45,7 +47,7 @@ __all__ = ["DEFAULT_MAX_BODY_BYTES", "Faults", "RecordedRequest", "RemoteEventsR
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-"""Default maximum request body size in bytes; larger bodies get 413."""
+"""Default maximum request body size in bytes. Larger bodies get 413."""
 
 _API_BASE_PATH = "/api/v2"
 _EVENT_PATHS = frozenset({f"{_API_BASE_PATH}/remoteEvents/", f"{_API_BASE_PATH}/remoteEvents"})
@@ -87,12 +89,10 @@ _SERVER_NAME = "mlops-guard-events-receiver"
 _MAX_REQUEST_LINE_BYTES = 65536
 _IDLE_TIMEOUT_SECONDS = 120.0
 _STOP_JOIN_SECONDS = 2.0
-# Upper bound on the body bytes read and discarded after a 413, so that the client can finish
-# sending and then read the response instead of getting a connection reset.
+# Limits on the input read and dropped after an error response that closes the connection.
 _MAX_DISCARD_BYTES = 64 * 1024 * 1024
-_POLL_INTERVAL_SECONDS = 0.05
+_MAX_DISCARD_SECONDS = 5.0
 
-Event = dict[str, Any]
 _ReceiverT = TypeVar("_ReceiverT", bound="RemoteEventsReceiver")
 
 
@@ -101,7 +101,7 @@ class Faults:
     """Faults that the receiver injects into the requests it reads.
 
     The receiver applies them in this order. ``latency_seconds`` delays every request. Then
-    ``hang`` holds every request until the receiver stops, ``drop_fraction`` closes the
+    ``hang`` leaves every request unanswered until the receiver stops, ``drop_fraction`` closes the
     connection of a share of requests without a response, the first ``fail_first`` requests
     get ``fail_first_status``, and all other requests get ``status``. A request that no fault
     catches is served normally. ``fail_first`` counts the requests read since these faults were
@@ -188,7 +188,7 @@ def _check_retry_after(value: object) -> None:
 class RecordedRequest:
     """One HTTP request that the receiver read, with the status it sent.
 
-    Requests whose request line or headers cannot be parsed are answered with an error and
+    Requests whose request line or headers cannot be parsed get an error response and are
     not recorded.
 
     Attributes:
@@ -421,7 +421,7 @@ def _validate_event(event: dict[str, Any], *, reject_none_deployment_id: bool) -
     deployment_id = _optional_string(event, "deploymentId", label="deploymentId")
     if deployment_id == "":
         raise _invalid("field 'deploymentId' must not be empty: omit it when there is no ID")
-    # The official datarobot client sends the text "None" when it has no deployment ID.
+    # The official datarobot client (3.20.0) sends the text "None" when it has no deployment ID.
     if deployment_id == "None" and reject_none_deployment_id:
         raise _invalid(
             "field 'deploymentId' is the text 'None': send a real deployment ID or omit the field"
@@ -434,17 +434,17 @@ def _validate_event(event: dict[str, Any], *, reject_none_deployment_id: bool) -
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Request handler that answers every request with JSON in a single write."""
+    """Request handler that sends every response as JSON in a single write."""
 
     protocol_version = "HTTP/1.1"
-    # Without TCP_NODELAY and one write per response, each keep-alive request waits about
-    # 40 ms for the client's delayed acknowledgement.
+    # Without TCP_NODELAY and one write per response, Nagle's algorithm delays the second write
+    # until the client's delayed acknowledgement, about 40 ms per keep-alive request on Linux.
     disable_nagle_algorithm = True
     timeout = _IDLE_TIMEOUT_SECONDS
     server: _Server
 
     def handle_one_request(self) -> None:
-        """Read and answer one request, closing the connection on socket errors."""
+        """Read one request and send its response, closing the connection on socket errors."""
         try:
             self._handle_one_request()
         except OSError as error:
@@ -475,6 +475,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
         except _ClientDisconnected as error:
+            logger.debug("client %s disconnected: %s", self.client_address, error)
             receiver._record_request(self._describe_request(arrived_at, error.partial_body))
             self.close_connection = True
             return
@@ -483,8 +484,7 @@ class _Handler(BaseHTTPRequestHandler):
             # The unread body would be parsed as the next request, so the connection must end.
             self.close_connection = True
             self._respond(request_id, error.status, {"message": error.message})
-            if error.status == 413:
-                self._discard_body()
+            self._discard_input()
             return
 
         request_id = receiver._record_request(self._describe_request(arrived_at, body))
@@ -520,15 +520,28 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ClientDisconnected(body)
         return body
 
-    def _discard_body(self) -> None:
-        """Read and drop the declared body, up to `_MAX_DISCARD_BYTES`, so that the client
-        can finish sending and read the 413 already sent."""
-        remaining = min(int(self.headers["Content-Length"]), _MAX_DISCARD_BYTES)
-        while remaining > 0:
-            chunk = self.rfile.read1(min(remaining, 65536))
+    def _discard_input(self) -> None:
+        """Half-close the connection and drop the input that the client still sends.
+
+        Closing a socket with unread input makes the kernel reset the connection, and the
+        client can then lose the error response before reading it. Dropping stops at end of
+        file, after `_MAX_DISCARD_BYTES` or after `_MAX_DISCARD_SECONDS`.
+        """
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_WR)
+
+        deadline = time.monotonic() + _MAX_DISCARD_SECONDS
+        discarded = 0
+        while discarded < _MAX_DISCARD_BYTES:
+            remaining_seconds = deadline - time.monotonic()
+            if remaining_seconds <= 0:
+                return
+            self.connection.settimeout(remaining_seconds)
+            chunk = self.rfile.read1(65536)
             if not chunk:
                 return
-            remaining -= len(chunk)
+            discarded += len(chunk)
 
     def _describe_request(self, arrived_at: float, body: bytes) -> RecordedRequest:
         host, port = self.client_address[:2]
@@ -636,21 +649,24 @@ class _Handler(BaseHTTPRequestHandler):
             text = f"{text}: {explain}"
         self.close_connection = True
         self._respond(None, code, {"message": text})
+        self._discard_input()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base class name
+    def log_message(self, format: str, *args: Any) -> None:
         """Send the base class's log lines to DEBUG instead of stderr."""
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s %s", self.address_string(), format % args)
 
 
 class _Server(ThreadingHTTPServer):
-    """Threading HTTP server that can close its open connections on stop."""
+    """Threading HTTP server that stops at once and can close its open connections."""
 
     daemon_threads = True
     # stop() joins handler threads with a deadline. The base class would join them without
     # one and block on handlers that hang.
     block_on_close = False
     request_queue_size = 128
+    # handle_request() returns instead of blocking if the pending connection is gone.
+    timeout = 0.0
 
     def __init__(
         self, address: tuple[str, int], receiver: RemoteEventsReceiver, family: int
@@ -660,7 +676,44 @@ class _Server(ThreadingHTTPServer):
         self._connections: dict[socket.socket, threading.Thread] = {}
         self._connections_lock = threading.Lock()
         self._closing = False
-        super().__init__(address, _Handler)
+        self._stop_requested = threading.Event()
+        self._wake_reader, self._wake_writer = socket.socketpair()
+        try:
+            super().__init__(address, _Handler)
+        except OSError:
+            self._close_wake_sockets()
+            raise
+
+    def serve_until_stopped(self) -> None:
+        """Accept connections until `request_stop` is called.
+
+        This replaces `serve_forever`, which notices a shutdown only at its next poll
+        interval, so that stop() does not wait for a poll.
+        """
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self._wake_reader, selectors.EVENT_READ)
+            while not self._stop_requested.is_set():
+                ready = selector.select()
+                if self._stop_requested.is_set():
+                    return
+                if any(key.fileobj is self.socket for key, _events in ready):
+                    self.handle_request()
+
+    def request_stop(self) -> None:
+        """Make `serve_until_stopped` return, waking it from its wait for connections."""
+        self._stop_requested.set()
+        with contextlib.suppress(OSError):
+            self._wake_writer.send(b"\0")
+
+    def server_close(self) -> None:
+        """Close the listening socket and the sockets that wake the accept loop."""
+        super().server_close()
+        self._close_wake_sockets()
+
+    def _close_wake_sockets(self) -> None:
+        self._wake_reader.close()
+        self._wake_writer.close()
 
     def server_bind(self) -> None:
         """Bind the socket without `HTTPServer.server_bind`, whose getfqdn can wait on DNS."""
@@ -683,16 +736,23 @@ class _Server(ThreadingHTTPServer):
             return
 
         try:
-            super().process_request_thread(request, client_address)
+            self.finish_request(request, client_address)
+        except Exception:
+            # The base class would print the traceback to stderr from handle_error().
+            logger.exception("receiver failed to handle a request from %s", client_address)
         finally:
+            self.shutdown_request(request)
             with self._connections_lock:
                 self._connections.pop(request, None)
 
     def handle_error(
         self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
     ) -> None:
-        """Log a handler failure instead of printing the traceback to stderr."""
-        logger.exception("receiver failed to handle a request from %s", client_address)
+        """Log an error raised while accepting a connection, instead of printing it."""
+        # The base class calls this from inside its except block, so the traceback is current.
+        logger.exception(  # noqa: LOG004
+            "receiver failed to accept a connection from %s", client_address
+        )
 
     def close_connections(self, timeout_seconds: float) -> list[threading.Thread]:
         """Shut down every open connection and return the handler threads still alive.
@@ -705,10 +765,8 @@ class _Server(ThreadingHTTPServer):
             connections = list(self._connections.items())
 
         for connection, _thread in connections:
-            try:
+            with contextlib.suppress(OSError):  # The handler closed it in the meantime.
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # The handler already closed it.
 
         # stop() may run on a handler thread, from on_event, and a thread cannot join itself.
         others = [
@@ -733,7 +791,7 @@ class _State:
     generator: random.Random
     requests_since_faults_set: int = 0
     next_request_id: int = 0
-    events: list[Event] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
     requests: dict[int, RecordedRequest] = field(default_factory=dict)
 
 
@@ -746,11 +804,14 @@ class RemoteEventsReceiver:
 
     - 201 with the stored event, which is the request body plus an ``id``.
     - 400 for a body that is not a UTF-8 JSON object, or an invalid Content-Length.
+    - 400, 414 or 431 for a request line or headers that cannot be parsed. These requests
+      are not recorded.
     - 401 when ``token`` is set and the ``Authorization`` header is neither
       ``Bearer <token>`` nor ``Token <token>``. The scheme is matched without regard to case.
     - 404 for other paths and 405 for other methods on the events path.
-    - 411 without Content-Length, and 413 when it exceeds ``max_body_bytes``. Both close
-      the connection.
+    - 411 without Content-Length or with Transfer-Encoding, and 413 when Content-Length
+      exceeds ``max_body_bytes``. Every error response to a malformed request closes the
+      connection.
     - 422 with ``{"message": ...}`` naming the first invalid field.
     - 500 when the event cannot be appended to ``jsonl_path``.
     - Any status set by the current `Faults`.
@@ -758,8 +819,12 @@ class RemoteEventsReceiver:
     Keep-alive connections are served by daemon threads. Nothing is printed, and the
     standard library's per-request log lines go to this module's logger at DEBUG.
 
+    NOTE: events and requests, with their bodies, are kept in memory without limit until
+    `clear` is called, and `requests` copies all of them on each call.
+
     Args:
-        host: loopback address to bind, ``127.0.0.1`` or ``::1``.
+        host: IP address to bind, such as ``127.0.0.1`` or ``::1``. The receiver has no
+            TLS and accepts any request when ``token`` is None, so bind a loopback address.
         port: port to bind. 0 picks a free port.
         token: API token that clients must send, or None to accept any request.
         max_body_bytes: maximum request body size in bytes.
@@ -786,7 +851,7 @@ class RemoteEventsReceiver:
         reject_none_deployment_id: bool = True,
         faults: Faults | None = None,
         jsonl_path: str | os.PathLike[str] | None = None,
-        on_event: Callable[[Event], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         if not _is_integer(port) or not 0 <= port <= 65535:
             raise ValueError(f"invalid port {port!r}: expected 0 (any free port) to 65535")
@@ -852,28 +917,28 @@ class RemoteEventsReceiver:
                 )
             self._lifecycle = "starting"
 
-        if self.jsonl_path is not None:
-            descriptor = os.open(
-                self.jsonl_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
-            )
-            self._jsonl_file = os.fdopen(descriptor, "a", encoding="utf-8")
-
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
         try:
+            if self.jsonl_path is not None:
+                descriptor = os.open(
+                    self.jsonl_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
+                )
+                self._jsonl_file = os.fdopen(descriptor, "a", encoding="utf-8")
+            family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
             self._server = _Server((self._host, self._requested_port), self, family)
-        except OSError:
+        except BaseException:
             self._close_jsonl_file()
-            self._lifecycle = "new"
+            with self._condition:
+                self._lifecycle = "new"
             raise
 
         self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL_SECONDS},
+            target=self._server.serve_until_stopped,
             name=f"remote-events-receiver-{self.port}",
             daemon=True,
         )
         self._thread.start()
-        self._lifecycle = "running"
+        with self._condition:
+            self._lifecycle = "running"
         logger.debug("receiver listening on %s", self.endpoint)
         return self
 
@@ -890,7 +955,8 @@ class RemoteEventsReceiver:
             self._lifecycle = "stopped"
 
         self._stopping.set()
-        self._server.shutdown()
+        self._server.request_stop()
+        self._thread.join()
         self._server.server_close()
         stragglers = self._server.close_connections(_STOP_JOIN_SECONDS)
         if stragglers:
@@ -899,7 +965,6 @@ class RemoteEventsReceiver:
                 len(stragglers),
                 _STOP_JOIN_SECONDS,
             )
-        self._thread.join()
         self._close_jsonl_file()
         logger.debug("receiver on %s stopped", self.endpoint)
 
@@ -967,7 +1032,7 @@ class RemoteEventsReceiver:
 
     # Records
 
-    def events(self) -> list[Event]:
+    def events(self) -> list[dict[str, Any]]:
         """Return a deep copy of the accepted events, oldest first."""
         with self._condition:
             return copy.deepcopy(self._state.events)
@@ -986,7 +1051,7 @@ class RemoteEventsReceiver:
             self._state.events.clear()
             self._state.requests.clear()
 
-    def wait_for_events(self, count: int, timeout_seconds: float = 5.0) -> list[Event]:
+    def wait_for_events(self, count: int, timeout_seconds: float = 5.0) -> list[dict[str, Any]]:
         """Block until at least ``count`` events were accepted and return all of them.
 
         Raises:
@@ -1036,13 +1101,13 @@ class RemoteEventsReceiver:
             if request is not None:  # clear() may have removed it.
                 self._state.requests[request_id] = replace(request, status=status)
 
-    def _store_event(self, event: dict[str, Any]) -> Event:
+    def _store_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Store ``event`` with a new ``id`` and return the stored event.
 
         Raises:
             OSError: if the event cannot be appended to ``jsonl_path``. It is then not stored.
         """
-        stored: Event = {"id": secrets.token_hex(12), **event}
+        stored: dict[str, Any] = {"id": secrets.token_hex(12), **event}
         with self._condition:
             if self._jsonl_file is not None:
                 self._jsonl_file.write(json.dumps(stored, ensure_ascii=False) + "\n")
