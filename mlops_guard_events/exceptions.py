@@ -40,8 +40,8 @@ class EventDeliveryError(MLOpsGuardEventsError, ValueError):
     """The event could not be delivered to the DataRobot API.
 
     Attributes:
-        status_code: The HTTP status of the last answer, or None when no answer arrived.
-        server_message: The server's explanation from the last answer body, or None.
+        status_code: The HTTP status of the last response, or None when no response arrived.
+        server_message: The message from the body of the last response, or None.
     """
 
     def __init__(
@@ -57,7 +57,7 @@ class EventDeliveryError(MLOpsGuardEventsError, ValueError):
 
 
 class EventRejectedError(EventDeliveryError):
-    """The server answered with a final error, so sending the same event again cannot help."""
+    """The server rejected the event for good, so sending it again cannot help."""
 
 
 class EventRetryableError(EventDeliveryError):
