@@ -53,6 +53,7 @@ UNSET: Final = _Unset()
 # DataRobot reads a boolean variable as false only for these texts.
 _FALSE_TEXTS: Final = frozenset({"no", "No", "0", "false", "False"})
 _TRUE_TEXTS: Final = frozenset({"yes", "Yes", "1", "true", "True", "TRUE", "YES"})
+_BOOLEAN_WORDS: Final = frozenset({"no", "false", "off", "n", "f", "yes", "true", "on", "y", "t"})
 
 ENV_ENDPOINT: Final = "DATAROBOT_ENDPOINT"
 ENV_API_TOKEN: Final = "DATAROBOT_API_TOKEN"
@@ -170,10 +171,13 @@ class Settings:
         return self.endpoint.rstrip("/") + "/remoteEvents/"
 
     def authorization(self) -> str | None:
-        """Return the `Authorization` header value, or None without a token."""
+        """Return the `Authorization` header value, or None without a token.
+
+        Whitespace around the token, such as the newline of a token file, is left out.
+        """
         if self.api_token is None:
             return None
-        return f"{self.token_type} {self.api_token}"
+        return f"{self.token_type} {self.api_token.strip()}"
 
 
 def _validate(settings: Settings) -> None:
@@ -182,6 +186,12 @@ def _validate(settings: Settings) -> None:
         not isinstance(settings.api_token, str) or not settings.api_token.strip()
     ):
         raise ConfigurationError("invalid api_token: expected a non-empty string or None")
+    if settings.api_token is not None and not _is_header_safe(settings.api_token.strip()):
+        # The message leaves the token out, because it must never reach logs.
+        raise ConfigurationError(
+            "invalid api_token: it contains characters that an HTTP header cannot carry"
+            " (non-ASCII characters, control characters or inner spaces); copy the token again"
+        )
     if settings.token_type not in _TOKEN_TYPES:
         raise ConfigurationError(
             f"invalid token_type {settings.token_type!r}: expected one of {', '.join(_TOKEN_TYPES)}"
@@ -197,14 +207,22 @@ def _validate(settings: Settings) -> None:
             " CA bundle file"
         )
     if isinstance(settings.ssl_verify, str) and not Path(settings.ssl_verify).expanduser().exists():
-        raise ConfigurationError(
+        message = (
             f"invalid ssl_verify {settings.ssl_verify!r}: no CA bundle file at that path; give"
             " the path of an existing PEM file, or True to use the system's certificates"
         )
+        # A word such as FALSE or off is a boolean the user expected to work, not a path.
+        if settings.ssl_verify.strip().lower() in _BOOLEAN_WORDS:
+            message += "; as a boolean, only no, No, 0, false and False mean false"
+        raise ConfigurationError(message)
     for name in ("deployment_id", "org_id"):
         value = getattr(settings, name)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise ConfigurationError(f"invalid {name} {value!r}: expected a non-empty string or None")
+
+
+def _is_header_safe(text: str) -> bool:
+    return text.isascii() and text.isprintable() and " " not in text
 
 
 def _check_endpoint(settings: Settings) -> None:

@@ -287,7 +287,9 @@ class ModerationEvent:
         """
         if "timestamp" not in body:
             raise ValueError("invalid event body: missing timestamp")
-        moderation_data = body.get("moderationData") or {}
+        moderation_data = body.get("moderationData")
+        if moderation_data is None:
+            moderation_data = {}
         if not isinstance(moderation_data, Mapping):
             raise ValueError(f"invalid moderationData {_shorten(moderation_data)}: expected an object")
         return cls.create(
