@@ -6,11 +6,18 @@ import logging
 import threading
 from collections.abc import Callable
 
-from . import _stats
+from . import _clock, _stats
 from ._config import current_settings
 from ._event import ModerationEvent, ModerationEventType
 
-__all__ = ["EventSink", "pop_sink", "push_sink", "report_automatic", "submit"]
+__all__ = [
+    "EventSink",
+    "capture_if_active",
+    "pop_sink",
+    "push_sink",
+    "report_automatic",
+    "submit",
+]
 
 logger = logging.getLogger("mlops_guard_events")
 
@@ -32,6 +39,23 @@ def pop_sink(sink: EventSink) -> None:
     """Remove `sink`; events go where they went before it was pushed."""
     with _sinks_lock:
         _sinks.remove(sink)
+
+
+def capture_if_active(event: ModerationEvent) -> bool:
+    """Give `event` to the newest sink, if one is installed. The explicit call uses this.
+
+    Unlike `submit`, this lets an exception of the sink propagate, because the explicit call
+    raises its errors.
+
+    Returns:
+        Whether a sink took the event. When it did, the caller must not deliver the event.
+    """
+    with _sinks_lock:
+        sink = _sinks[-1] if _sinks else None
+    if sink is None:
+        return False
+    sink(event)
+    return True
 
 
 def submit(event: ModerationEvent) -> bool:
@@ -88,6 +112,7 @@ def report_automatic(
             metric_name=metric_name,  # type: ignore[arg-type]
             deployment_id=deployment_id if deployment_id is not None else settings.deployment_id,  # type: ignore[arg-type]
             org_id=org_id if org_id is not None else settings.org_id,  # type: ignore[arg-type]
+            clock=_clock.wall_time,
             sanitize=True,
         )
     except Exception:
