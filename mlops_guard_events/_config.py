@@ -136,9 +136,7 @@ class Settings:
     coalesce_window: float = 60.0
     max_events_per_minute: int = 1_000
     enabled: bool = True
-    sources: Mapping[str, str] = dataclasses.field(
-        default_factory=dict, repr=False, compare=False
-    )
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -218,7 +216,9 @@ def _validate(settings: Settings) -> None:
     for name in ("deployment_id", "org_id"):
         value = getattr(settings, name)
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise ConfigurationError(f"invalid {name} {value!r}: expected a non-empty string or None")
+            raise ConfigurationError(
+                f"invalid {name} {value!r}: expected a non-empty string or None"
+            )
 
 
 def _is_header_safe(text: str) -> bool:
@@ -267,12 +267,16 @@ def _check_positive(name: str, value: object, *, allow_zero: bool = False) -> No
 
 def _check_count(name: str, value: object, *, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigurationError(f"invalid {name} {value!r}: expected an integer, {minimum} or more")
+        raise ConfigurationError(
+            f"invalid {name} {value!r}: expected an integer, {minimum} or more"
+        )
 
 
 # Resolution from the three sources.
 
-_SETTING_NAMES: Final = frozenset(field.name for field in dataclasses.fields(Settings)) - {"sources"}
+_SETTING_NAMES: Final = frozenset(field.name for field in dataclasses.fields(Settings)) - {
+    "sources"
+}
 
 
 def _read_environment() -> tuple[dict[str, Any], dict[str, str]]:
@@ -447,18 +451,18 @@ _current: Settings | None = None
 
 def configure(
     *,
-    endpoint: str | None | _Unset = UNSET,
-    api_token: str | None | _Unset = UNSET,
+    endpoint: str | _Unset | None = UNSET,
+    api_token: str | _Unset | None = UNSET,
     token_type: str | _Unset = UNSET,
-    deployment_id: str | None | _Unset = UNSET,
-    org_id: str | None | _Unset = UNSET,
+    deployment_id: str | _Unset | None = UNSET,
+    org_id: str | _Unset | None = UNSET,
     connect_timeout: float | _Unset = UNSET,
     read_timeout: float | _Unset = UNSET,
     max_retries: int | _Unset = UNSET,
     ssl_verify: bool | str | _Unset = UNSET,
     allow_insecure_http: bool | _Unset = UNSET,
     state_dir: str | os.PathLike[str] | _Unset = UNSET,
-    event_log_path: str | os.PathLike[str] | None | _Unset = UNSET,
+    event_log_path: str | os.PathLike[str] | _Unset | None = UNSET,
     queue_size: int | _Unset = UNSET,
     exit_flush_timeout: float | _Unset = UNSET,
     spool_max_bytes: int | _Unset = UNSET,
@@ -504,7 +508,9 @@ def configure(
             would be sent over plain http to a host that is not loopback.
     """
     arguments = {
-        name: value for name, value in locals().items() if name in _SETTING_NAMES and value is not UNSET
+        name: value
+        for name, value in locals().items()
+        if name in _SETTING_NAMES and value is not UNSET
     }
     for name in ("state_dir", "event_log_path"):
         if arguments.get(name) is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -77,8 +78,8 @@ def submit(event: ModerationEvent) -> bool:
         from ._worker import submit as submit_to_worker
 
         return submit_to_worker(event)
-    except Exception:
-        _record_internal_error("submitting a moderation event")
+    except Exception as error:
+        _record_internal_error("submitting a moderation event", error)
         return False
 
 
@@ -115,15 +116,18 @@ def report_automatic(
             clock=_clock.wall_time,
             sanitize=True,
         )
-    except Exception:
-        _record_internal_error("building a moderation event")
+    except Exception as error:
+        _record_internal_error("building a moderation event", error)
         return False
     return submit(event)
 
 
-def _record_internal_error(action: str) -> None:
+def _record_internal_error(action: str, error: Exception) -> None:
     _stats.count("reporting_errors")
-    try:
-        logger.error("mlops_guard_events failed while %s; the guarded code is unaffected", action, exc_info=True)
-    except Exception:  # noqa: BLE001 - a broken logging handler must not reach the guarded code
-        pass
+    # A broken logging handler must not reach the guarded code either.
+    with contextlib.suppress(Exception):
+        logger.error(
+            "mlops_guard_events failed while %s; the guarded code is unaffected",
+            action,
+            exc_info=error,
+        )

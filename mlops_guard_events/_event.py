@@ -166,7 +166,7 @@ def _shorten(value: object, width: int = 80) -> str:
     """Return the repr of `value` cut to about `width` characters, for error messages."""
     try:
         text = repr(value)
-    except Exception:  # noqa: BLE001 - a broken __repr__ must not hide the real error
+    except Exception:  # a broken __repr__ must not hide the real error
         text = f"<{type(value).__name__} object>"
     if len(text) > width:
         text = f"{text[: width - 15]}... ({len(text)} chars)"
@@ -291,7 +291,9 @@ class ModerationEvent:
         if moderation_data is None:
             moderation_data = {}
         if not isinstance(moderation_data, Mapping):
-            raise ValueError(f"invalid moderationData {_shorten(moderation_data)}: expected an object")
+            raise ValueError(
+                f"invalid moderationData {_shorten(moderation_data)}: expected an object"
+            )
         return cls.create(
             body.get("eventType"),  # type: ignore[arg-type]
             timestamp=body["timestamp"],
@@ -346,7 +348,9 @@ def _check_identifier(field: str, value: object) -> None:
     if not isinstance(value, str):
         raise ValueError(f"invalid {field} {_shorten(value)}: expected a string or None")
     if not value.strip():
-        raise ValueError(f"invalid {field} {value!r}: expected a non-empty ID, or None to leave it out")
+        raise ValueError(
+            f"invalid {field} {value!r}: expected a non-empty ID, or None to leave it out"
+        )
     if value in ("None", "null"):
         raise ValueError(
             f"invalid {field} {value!r}: this is the text of a missing value, not an ID;"
@@ -386,7 +390,7 @@ def _sanitize(field: str, value: object) -> str | None:
 def _safe_str(value: object) -> str:
     try:
         return str(value)
-    except Exception:  # noqa: BLE001 - any failure of a user's __str__ falls back to the type
+    except Exception:  # any failure of a user's __str__ falls back to the type
         return f"<{type(value).__name__} object>"
 
 

@@ -74,9 +74,7 @@ def report_moderation_event(
         metric_name,
         clock=_clock.wall_time,
     )
-    sinks = _dispatch._sinks
-    if sinks:
-        sinks[-1](event)
+    if _dispatch.capture_if_active(event):
         return
     if not settings.enabled:
         return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import mlops_guard_events
 
 EXPECTED_NAMES = [
@@ -45,12 +47,8 @@ def test_every_public_name_resolves() -> None:
 
 
 def test_unknown_attribute_raises() -> None:
-    try:
+    with pytest.raises(AttributeError, match="no_such_name"):
         mlops_guard_events.no_such_name  # type: ignore[attr-defined]  # noqa: B018
-    except AttributeError as error:
-        assert "no_such_name" in str(error)
-    else:
-        raise AssertionError("expected AttributeError")
 
 
 def test_delivery_errors_are_value_errors() -> None:
