@@ -124,6 +124,9 @@ def report_automatic(
 
 def _record_internal_error(action: str, error: Exception) -> None:
     _stats.count("reporting_errors")
+    # Decorators report while the guarded code's exception is being handled, so `error` is
+    # chained to it, and its text, which may quote a prompt, must not reach the log.
+    error.__suppress_context__ = True
     # A broken logging handler must not reach the guarded code either.
     with contextlib.suppress(Exception):
         logger.error(
