@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._config import Settings, configure
     from ._event import ModerationEvent, ModerationEventType
     from ._report import MLOpsEvent, report_moderation_event
+    from ._scope import EventReporter, EventScope
     from ._reporting import (
         config_events,
         guard_events,
@@ -42,7 +43,9 @@ __all__ = [
     "ConfigurationError",
     "EventDeliveryError",
     "EventRejectedError",
+    "EventReporter",
     "EventRetryableError",
+    "EventScope",
     "MLOpsEvent",
     "MLOpsGuardEventsError",
     "ModerationEvent",
@@ -71,6 +74,8 @@ _MODULE_OF: dict[str, str] = {
     "ModerationEventType": "._event",
     "MLOpsEvent": "._report",
     "report_moderation_event": "._report",
+    "EventReporter": "._scope",
+    "EventScope": "._scope",
     "config_events": "._reporting",
     "guard_events": "._reporting",
     "metric_creation_events": "._reporting",
