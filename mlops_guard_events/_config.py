@@ -545,3 +545,13 @@ def reset_settings() -> None:
     global _current
     with _lock:
         _current = None
+
+
+def _reset_lock_after_fork() -> None:
+    global _lock
+    # The parent's lock may have been held by a thread that does not exist in the child.
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)

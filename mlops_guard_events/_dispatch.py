@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -134,3 +135,13 @@ def _record_internal_error(action: str, error: Exception) -> None:
             action,
             exc_info=error,
         )
+
+
+def _reset_lock_after_fork() -> None:
+    global _sinks_lock
+    # The parent's lock may have been held by a thread that does not exist in the child.
+    _sinks_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)

@@ -18,6 +18,7 @@ DROP_REASONS: Final = (
     "queue_full",  # the queue was full and the spool could not take the event either
     "spool_full",  # the spool reached its size limit and evicted its oldest events
     "spool_error",  # the spool could not be written
+    "spool_corrupt",  # a spooled line was corrupt or cut off by a crash, so it was skipped
     "rejected",  # the server answered with a final error
     "before_send",  # the before_send hook returned None or raised
     "shutdown",  # the worker stopped before the event could be sent or spooled
@@ -43,7 +44,9 @@ def count_drop(reason: str, amount: int = 1, *, detail: str = "") -> None:
     """Count `amount` lost events and warn, at most once a minute, that events are being lost."""
     global _last_warning
     if reason not in DROP_REASONS:
-        raise ValueError(f"invalid drop reason {reason!r}: expected one of {', '.join(DROP_REASONS)}")
+        raise ValueError(
+            f"invalid drop reason {reason!r}: expected one of {', '.join(DROP_REASONS)}"
+        )
     with _lock:
         _counters[f"dropped_{reason}"] += amount
         now = _clock()
@@ -66,8 +69,9 @@ def stats() -> dict[str, int]:
     """Return a snapshot of the counters.
 
     Keys: `submitted`, `delivered`, `logged` (written to the local event log), `coalesced`,
-    `retried`, `spooled`, `replayed`, `rejected`, `reporting_errors` (failures inside the
-    library, caught at its boundary), and `dropped_<reason>` for each reason in `DROP_REASONS`.
+    `summaries` (summary events sent in place of coalesced repeats), `retried`, `spooled`,
+    `replayed`, `rejected`, `reporting_errors` (failures inside the library, caught at its
+    boundary), and `dropped_<reason>` for each reason in `DROP_REASONS`.
     Every key is present, zero when nothing happened.
     """
     with _lock:
@@ -77,6 +81,7 @@ def stats() -> dict[str, int]:
         "delivered",
         "logged",
         "coalesced",
+        "summaries",
         "retried",
         "spooled",
         "replayed",
