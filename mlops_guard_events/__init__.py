@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from ._config import Settings, configure
     from ._event import ModerationEvent, ModerationEventType
     from ._report import MLOpsEvent, report_moderation_event
-    from ._scope import EventReporter, EventScope
     from ._reporting import (
         config_events,
         guard_events,
@@ -28,6 +27,7 @@ if TYPE_CHECKING:
         moderation_events,
         scoring_events,
     )
+    from ._scope import EventReporter, EventScope
     from ._stats import stats
     from ._worker import flush, replay_spool, shutdown
     from .exceptions import (
