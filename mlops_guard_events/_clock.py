@@ -8,6 +8,7 @@ those readings follows it.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from datetime import datetime, timezone
@@ -47,6 +48,16 @@ SYSTEM_CLOCK = SystemClock()
 
 _source: ClockSource = SYSTEM_CLOCK
 _install_lock = threading.Lock()
+
+
+def _reset_lock_after_fork() -> None:
+    # A fork while another thread installed a clock would leave the lock held in the child.
+    global _install_lock
+    _install_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
 
 
 def wall_time() -> datetime:

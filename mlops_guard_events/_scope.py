@@ -17,6 +17,7 @@ import contextlib
 import contextvars
 import enum
 import logging
+import os
 import reprlib
 import sys
 import threading
@@ -615,6 +616,17 @@ _scopes_in_context: contextvars.ContextVar[tuple[EventScope[Any], ...]] = contex
     "mlops_guard_events_open_scopes", default=()
 )
 _other_context_lock = threading.Lock()
+
+
+def _reset_locks_after_fork() -> None:
+    # A fork while another thread held one of these locks would leave it held in the child.
+    global _last_logged_lock, _other_context_lock
+    _last_logged_lock = threading.Lock()
+    _other_context_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_locks_after_fork)
 
 
 def _open_scope(reporter: EventReporter[F], *, asynchronous: bool) -> EventScope[F]:

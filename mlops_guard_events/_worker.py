@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Protocol
 
 from . import _clock, _stats
@@ -845,7 +845,9 @@ def shutdown(timeout: float | None = None) -> int:
     return runtime.shutdown(timeout)
 
 
-def replay_spool(timeout: float | None = None) -> int:
+def replay_spool(
+    timeout: float | None = None, *, progress: Callable[[int], None] | None = None
+) -> int:
     """Send the spooled events now, on this thread, oldest first.
 
     Events the server rejects for good are removed and counted as rejected. The replay stops
@@ -856,6 +858,8 @@ def replay_spool(timeout: float | None = None) -> int:
         timeout: The maximum number of seconds to spend; None replays until the spool is
             empty or a failure stops it. A request already started may run past it, by at most the
             connect and read timeouts.
+        progress: Called on this thread after each spooled event is finished (delivered, or
+            rejected for good) with the number finished so far.
 
     Returns:
         How many spooled events were delivered (or, without an endpoint, written to the
@@ -875,13 +879,17 @@ def replay_spool(timeout: float | None = None) -> int:
     sender = _build_sender(settings)
     policy = RetryPolicy(max_retries=settings.max_retries)
     delivered = 0
+    done = 0
     try:
         while deadline is None or time.monotonic() < deadline:
             segment = spool.claim()
             if segment is None:
                 break
-            sent, finished = _replay_segment(sender, settings, policy, segment, deadline)
+            sent, finished = _replay_segment(
+                sender, settings, policy, segment, deadline, _offset_progress(progress, done)
+            )
             delivered += sent
+            done += finished
             spool.release(segment, finished)
             if finished < len(segment.bodies):
                 break
@@ -890,12 +898,22 @@ def replay_spool(timeout: float | None = None) -> int:
     return delivered
 
 
+def _offset_progress(
+    progress: Callable[[int], None] | None, offset: int
+) -> Callable[[int], None] | None:
+    """Turn a segment's own count into the replay's count, for the progress callback."""
+    if progress is None:
+        return None
+    return lambda finished: progress(offset + finished)
+
+
 def _replay_segment(
     sender: _Sender,
     settings: Settings,
     policy: RetryPolicy,
     segment: ClaimedSegment,
     deadline: float | None,
+    progress: Callable[[int], None] | None,
 ) -> tuple[int, int]:
     """Send a claimed segment's events; return how many were delivered and how many finished."""
     delivered = 0
@@ -920,6 +938,8 @@ def _replay_segment(
             delivered += 1
         else:
             _count_rejected(error)
+        if progress is not None:
+            progress(index + 1)
         if deadline is not None and time.monotonic() >= deadline:
             return delivered, index + 1
     return delivered, len(segment.bodies)

@@ -1181,31 +1181,30 @@ def _replay_with_progress(total: int, *, timeout_seconds: float) -> int:
     Raises:
         CommandError: The spool cannot be read.
     """
-    from ._stats import stats
     from ._worker import replay_spool
     from .exceptions import SpoolError
 
     result: dict[str, Any] = {}
+    finished = [0]
+
+    def record_progress(count: int) -> None:
+        finished[0] = count
 
     def replay() -> None:
         try:
-            result["delivered"] = replay_spool(timeout_seconds)
+            result["delivered"] = replay_spool(timeout_seconds, progress=record_progress)
         except BaseException as error:  # handed to the main thread, which raises it
             result["error"] = error
 
-    def finished() -> int:
-        counters = stats()
-        return counters["replayed"] + counters["rejected"]
-
-    # NOTE: replay_spool reports no progress, so progress is read from the counters that it
-    # updates; they cover only this process, which replays nothing else.
+    # The replay runs on a thread so that this one can redraw the progress line and still
+    # take Ctrl-C at once.
     progress = _Progress(total)
     thread = threading.Thread(target=replay, name="mlops-guard-events-replay", daemon=True)
     thread.start()
     while thread.is_alive():
         thread.join(REPLAY_POLL_SECONDS)
-        progress.update(finished())
-    progress.finish(finished())
+        progress.update(finished[0])
+    progress.finish(finished[0])
 
     error = result.get("error")
     if isinstance(error, SpoolError):

@@ -25,7 +25,7 @@ def isolated_settings(
 
     The DataRobot variables are removed, the state directory and the default config file point
     into a fresh temporary directory, and the explicit call's cached connections are closed
-    afterwards so that no socket outlives its test.
+    afterwards so that no socket or worker outlives its test.
     """
     for variable in (
         _config.ENV_ENDPOINT,
@@ -41,6 +41,9 @@ def isolated_settings(
     monkeypatch.setattr(_config, "DEFAULT_CONFIG_FILE", state_dir / "absent-drconfig.yaml")
     _config.reset_settings()
     yield
+    # A test that delivered for real leaves a worker bound to its settings; stop it so the
+    # next test starts with none.
+    _worker.shutdown(timeout=0)
     _report.close_transport()
     _config.reset_settings()
 

@@ -250,6 +250,21 @@ def test_replay_spool_delivers(receiver: RemoteEventsReceiver) -> None:
     assert _stats.stats()["replayed"] == 5
 
 
+def test_replay_spool_reports_progress(receiver: RemoteEventsReceiver) -> None:
+    settings = _config.configure(endpoint=receiver.endpoint)
+    spool = spool_of(settings)
+    for number in range(3):
+        spool.append(ModerationEvent.create(RUNTIME, title=f"first {number}").to_wire())
+    spool.seal()
+    for number in range(2):
+        spool.append(ModerationEvent.create(RUNTIME, title=f"second {number}").to_wire())
+    spool.seal()
+    seen: list[int] = []
+
+    assert mlops_guard_events.replay_spool(timeout=30, progress=seen.append) == 5
+    assert seen == [1, 2, 3, 4, 5]
+
+
 def test_replay_spool_keeps_undelivered(receiver: RemoteEventsReceiver) -> None:
     settings = _config.configure(endpoint=receiver.endpoint, max_retries=0)
     spool = spool_of(settings)
