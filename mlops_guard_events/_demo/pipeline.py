@@ -114,7 +114,8 @@ def check_toxicity(text: str) -> Verdict:
     if words:
         # The reason becomes the event's message, so it counts the words instead of quoting
         # the user's text.
-        return Verdict("block", f"{len(words)} words of the toxicity list")
+        noun = "word" if len(words) == 1 else "words"
+        return Verdict("block", f"{len(words)} {noun} of the toxicity list")
     return PASS
 
 
