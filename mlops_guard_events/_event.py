@@ -257,6 +257,9 @@ class ModerationEvent:
                 over-long text with a visible marker, replace NUL characters and lone
                 surrogates, turn names that are not strings into strings, and drop empty IDs.
 
+        Returns:
+            The validated event, with an aware UTC timestamp.
+
         Raises:
             ValueError: An argument is invalid; the message names the parameter as written here.
                 With `sanitize`, only an invalid `event_type` or `timestamp` raises.
@@ -281,6 +284,12 @@ class ModerationEvent:
     @classmethod
     def from_wire(cls, body: Mapping[str, Any]) -> ModerationEvent:
         """Build an event from the JSON body the DataRobot API receives.
+
+        Args:
+            body: The decoded JSON body, with wire keys such as `eventType`.
+
+        Returns:
+            The event.
 
         Raises:
             ValueError: The body is not a valid moderation event.

@@ -3,7 +3,7 @@
 Only the explicit call (`report_moderation_event`), `configure()` and the command line raise these.
 Automatic reporting from decorators and context managers never raises into the guarded code.
 
-The hierarchy::
+The hierarchy:
 
     MLOpsGuardEventsError
     ├── ConfigurationError (also ValueError)     invalid or inconsistent settings

@@ -95,6 +95,9 @@ def captured_events() -> Iterator[CapturedEvents]:
 
     Events reported from any thread during the test are captured in place of being delivered.
     The settings in force before the test are restored after it.
+
+    Yields:
+        The captured events, which keep growing until the test ends.
     """
     with capture_events() as captured:
         yield captured
@@ -102,7 +105,11 @@ def captured_events() -> Iterator[CapturedEvents]:
 
 @pytest.fixture
 def fake_clock() -> Iterator[FakeClock]:
-    """Install a `FakeClock` for one test. Call its `advance()` to move time on."""
+    """Install a `FakeClock` for one test. Call its `advance()` to move time on.
+
+    Yields:
+        The installed clock, which starts at `mlops_guard_events.testing.DEFAULT_START`.
+    """
     with FakeClock() as clock:
         yield clock
 

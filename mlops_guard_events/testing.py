@@ -9,7 +9,7 @@
 - `RemoteEventsReceiver` and `Faults` run a local server that speaks the `remoteEvents`
   contract, for end-to-end tests. They are imported on first use.
 
-Example::
+For example:
 
     from mlops_guard_events import ModerationEventType, guard_events
     from mlops_guard_events.testing import capture_events
@@ -128,6 +128,9 @@ class FakeClock:
         """Advance the clock by `seconds` instead of waiting.
 
         Pass this method where code expects a sleep function, such as `time.sleep`.
+
+        Args:
+            seconds: How far to move, in seconds; 0 or more.
 
         Raises:
             ValueError: `seconds` is negative, not finite, or not a number.
@@ -306,6 +309,9 @@ class CapturedEvents(Sequence[ModerationEvent]):
     - a function that takes the field's value and returns whether it matches.
 
     Fields that are not named may have any value.
+
+    Args:
+        events: Events to start with, such as events built by a test.
     """
 
     def __init__(self, events: Iterable[ModerationEvent] = ()) -> None:
@@ -320,13 +326,23 @@ class CapturedEvents(Sequence[ModerationEvent]):
         `CapturedEvents.from_wire(events_receiver.wait_for_events(1))`. Keys that are not
         fields of a moderation event, such as the receiver's `id`, are ignored.
 
+        Args:
+            bodies: Decoded JSON bodies, with wire keys such as `eventType`.
+
+        Returns:
+            The events, in the order of `bodies`.
+
         Raises:
             ValueError: A body is not a valid moderation event.
         """
         return cls(ModerationEvent.from_wire(body) for body in bodies)
 
     def append(self, event: ModerationEvent) -> None:
-        """Add `event` at the end. `capture_events` calls this for each reported event."""
+        """Add `event` at the end. `capture_events` calls this for each reported event.
+
+        Args:
+            event: The reported event.
+        """
         with self._lock:
             self._events.append(event)
 
@@ -365,6 +381,10 @@ class CapturedEvents(Sequence[ModerationEvent]):
     def matching(self, **fields: object) -> list[ModerationEvent]:
         """Return the captured events whose fields match `fields`, in the order reported.
 
+        Args:
+            **fields: Expected values by event field name: a value, a compiled regular
+                expression to search the field's text for, or a predicate on the value.
+
         Raises:
             TypeError: A field name is unknown, or an expected value has an unsupported type.
             ValueError: An expected `event_type` or `timestamp` is invalid.
@@ -378,6 +398,12 @@ class CapturedEvents(Sequence[ModerationEvent]):
 
     def assert_reported(self, **fields: object) -> ModerationEvent:
         """Assert that at least one captured event matches `fields`, and return the first.
+
+        Args:
+            **fields: Expected values by event field name, as for `matching`.
+
+        Returns:
+            The first matching event.
 
         Raises:
             AssertionError: No event matches. The message shows the expected fields and every
@@ -406,6 +432,9 @@ class CapturedEvents(Sequence[ModerationEvent]):
     def assert_not_reported(self, **fields: object) -> None:
         """Assert that no captured event matches `fields`; with no fields, that none was captured.
 
+        Args:
+            **fields: Expected values by event field name, as for `matching`.
+
         Raises:
             AssertionError: Some events match. The message lists them.
             TypeError: A field name is unknown, or an expected value has an unsupported type.
@@ -432,6 +461,13 @@ class CapturedEvents(Sequence[ModerationEvent]):
 
     def assert_count(self, count: int, /, **fields: object) -> list[ModerationEvent]:
         """Assert that exactly `count` captured events match `fields`, and return them.
+
+        Args:
+            count: The expected number of matching events.
+            **fields: Expected values by event field name, as for `matching`.
+
+        Returns:
+            The matching events, in the order reported.
 
         Raises:
             AssertionError: Another number of events matches. The message shows every
@@ -537,6 +573,9 @@ def override_settings(**arguments: Any) -> Iterator[Settings]:
 
     As with `configure()`, options left out come from the environment, the DataRobot config file
     and the defaults, not from the settings in force before.
+
+    Args:
+        **arguments: Options of `configure()`, such as `deployment_id="..."`.
 
     Yields:
         The effective settings inside the block.

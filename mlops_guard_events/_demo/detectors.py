@@ -97,7 +97,9 @@ def find_toxic_words(text: str) -> list[str]:
 
 
 def injection_score(text: str) -> float:
-    """Return how strongly `text` looks like a prompt injection: 0 for none, 1 or more for an
-    attempt (see `INJECTION_THRESHOLD`)."""
+    """Return how strongly `text` looks like a prompt injection.
+
+    The score is 0 for none, and 1 or more for an attempt (see `INJECTION_THRESHOLD`).
+    """
     lowered = " ".join(text.lower().split())
     return sum(weight for pattern, weight in _INJECTION_PATTERNS if pattern.search(lowered))
