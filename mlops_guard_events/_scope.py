@@ -248,14 +248,17 @@ class EventReporter(Generic[F]):
         kind, and their failures are reported when they are awaited or iterated.
 
         Args:
-            wrapped: The callable to decorate.
+            wrapped: The callable to decorate, exactly one. The parameter collects every
+                positional argument only so that a wrong call gets a clear `TypeError`.
+            unexpected: Always empty in a correct call; keyword arguments here mean the
+                reporter was called like the guarded function, and raise `TypeError`.
 
         Returns:
             A transparent proxy of `wrapped`, or `wrapped` itself when `enabled=False`.
 
         Raises:
-            TypeError: `wrapped` is not callable, or `timeout` is set and `wrapped` is not a
-                coroutine function.
+            TypeError: Not exactly one callable was given, keyword arguments were given, or
+                `timeout` is set and `wrapped` is not a coroutine function.
         """
         target = wrapped[0] if len(wrapped) == 1 else None
         decoratable = callable(target) or isinstance(target, (classmethod, staticmethod))

@@ -463,16 +463,6 @@ def describe_failure(run: PageRun) -> str:
     return f"{location}\n--- stdout ---\n{run.stdout}\n--- stderr ---\n{run.stderr}"
 
 
-# Pages whose examples fail for a reason that another change must fix. Strict, so the mark
-# fails once the page is fixed and must then be removed.
-KNOWN_FAILURES = {
-    "README.md": (
-        "the MLOpsEvent example sends to https://app.datarobot.com; the README needs hidden"
-        " code that starts a local receiver and points configure() at it with EXAMPLE_REPLACE"
-    ),
-}
-
-
 def pages_with_examples() -> list[str]:
     """Return the pages that have a Python block, relative to the repository."""
     pages = []
@@ -484,12 +474,7 @@ def pages_with_examples() -> list[str]:
 
 
 def page_params() -> list[Any]:
-    params = []
-    for page in pages_with_examples():
-        reason = KNOWN_FAILURES.get(page)
-        marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-        params.append(pytest.param(page, marks=marks, id=page))
-    return params
+    return [pytest.param(page, id=page) for page in pages_with_examples()]
 
 
 # The documentation
