@@ -12,12 +12,14 @@ import dataclasses
 import ipaddress
 import math
 import os
+import re
 import threading
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from ._scrub import BeforeSend, compile_patterns
 from .exceptions import ConfigurationError
 
 __all__ = [
@@ -104,8 +106,9 @@ class Settings:
         read_timeout: Seconds to wait for the server's answer once connected.
         max_retries: Further attempts after a retryable failure (connection error, 429, 502,
             503, 504); 0 sends once.
-        ssl_verify: True to verify TLS certificates against the system's store, False to skip
-            verification, or the path of a CA bundle.
+        ssl_verify: True to verify TLS certificates against the CA bundle of `requests`
+            (certifi's, or the file in `REQUESTS_CA_BUNDLE`), False to skip verification, or
+            the path of a CA bundle.
         allow_insecure_http: Send the token over plain `http://` to a host that is not loopback.
         state_dir: The directory of the event log and the spool.
         event_log_path: The JSON Lines file the embedded default appends events to.
@@ -115,6 +118,13 @@ class Settings:
         coalesce_window: Seconds during which repeats of the same event are counted, not sent.
         max_events_per_minute: The most events sent per minute; the rest are spooled.
         enabled: False turns all reporting off; explicit calls return at once.
+        redact_secrets: Redact the built-in secret shapes, such as bearer credentials and
+            `sk-...` keys, in each event's title and message. The configured token is
+            redacted even when this is False.
+        redact_patterns: Further regular expressions whose matches are redacted in each
+            event's title and message; only the group named `secret` when the pattern has one.
+        before_send: A function that receives each event after redaction, before it is sent,
+            spooled, logged or captured, and returns it, a changed copy, or None to drop it.
         sources: Where each setting came from, by attribute name, for `doctor`.
     """
 
@@ -136,9 +146,15 @@ class Settings:
     coalesce_window: float = 60.0
     max_events_per_minute: int = 1_000
     enabled: bool = True
+    redact_secrets: bool = True
+    redact_patterns: tuple[re.Pattern[str], ...] = ()
+    before_send: BeforeSend | None = None
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Patterns given as strings, or in a list, are compiled here, so each event only
+        # runs them.
+        object.__setattr__(self, "redact_patterns", compile_patterns(self.redact_patterns))
         _validate(self)
         if self.event_log_path is None:
             object.__setattr__(self, "event_log_path", self.state_dir / "events.jsonl")
@@ -179,6 +195,12 @@ class Settings:
 
 
 def _validate(settings: Settings) -> None:
+    # Checked first, because a string such as "false" is true and would disable a check below.
+    for name in ("allow_insecure_http", "enabled", "redact_secrets"):
+        value = getattr(settings, name)
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"invalid {name} {value!r}: expected True or False")
+
     _check_endpoint(settings)
     if settings.api_token is not None and (
         not isinstance(settings.api_token, str) or not settings.api_token.strip()
@@ -207,7 +229,7 @@ def _validate(settings: Settings) -> None:
     if isinstance(settings.ssl_verify, str) and not Path(settings.ssl_verify).expanduser().exists():
         message = (
             f"invalid ssl_verify {settings.ssl_verify!r}: no CA bundle file at that path; give"
-            " the path of an existing PEM file, or True to use the system's certificates"
+            " the path of an existing PEM file, or True to use the default CA bundle"
         )
         # A word such as FALSE or off is a boolean the user expected to work, not a path.
         if settings.ssl_verify.strip().lower() in _BOOLEAN_WORDS:
@@ -220,6 +242,12 @@ def _validate(settings: Settings) -> None:
                 f"invalid {name} {value!r}: expected a non-empty string or None"
             )
 
+    if settings.before_send is not None and not callable(settings.before_send):
+        raise ConfigurationError(
+            f"invalid before_send {settings.before_send!r}: expected a function that takes a"
+            " ModerationEvent and returns it, a changed copy or None, or None for no hook"
+        )
+
 
 def _is_header_safe(text: str) -> bool:
     return text.isascii() and text.isprintable() and " " not in text
@@ -229,19 +257,41 @@ def _check_endpoint(settings: Settings) -> None:
     endpoint = settings.endpoint
     if endpoint is None:
         return
-    parsed = urllib.parse.urlsplit(endpoint) if isinstance(endpoint, str) else None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
+    try:
+        parsed = urllib.parse.urlsplit(endpoint) if isinstance(endpoint, str) else None
+        hostname = parsed.hostname if parsed is not None else None
+    except ValueError:  # such as an invalid IPv6 address or port
+        parsed, hostname = None, None
+    if parsed is None or parsed.scheme not in ("http", "https") or not hostname:
         raise ConfigurationError(
-            f"invalid endpoint {endpoint!r}: expected an http or https URL such as"
-            " 'https://app.datarobot.com/api/v2'"
+            f"invalid endpoint {_display_endpoint(endpoint)}: expected an http or https URL such"
+            " as 'https://app.datarobot.com/api/v2'"
         )
-    insecure = parsed.scheme == "http" and not _is_loopback(parsed.hostname)
+    if parsed.username is not None or parsed.password is not None:
+        # A password in the URL would show in every repr, log line and doctor report.
+        raise ConfigurationError(
+            f"invalid endpoint {_display_endpoint(endpoint)}: it contains a user name or"
+            " password; remove them from the URL, because DataRobot authenticates with api_token"
+        )
+    insecure = parsed.scheme == "http" and not _is_loopback(hostname)
     if insecure and settings.api_token is not None and not settings.allow_insecure_http:
         raise ConfigurationError(
-            f"refusing to send the API token over plain http to {parsed.hostname!r}: use an"
+            f"refusing to send the API token over plain http to {hostname!r}: use an"
             " https endpoint, or pass allow_insecure_http=True to configure() if this network"
             " is trusted"
         )
+
+
+def _display_endpoint(endpoint: object) -> str:
+    """Return the repr of `endpoint` for an error message, with a password in it redacted."""
+    if not isinstance(endpoint, str):
+        return repr(endpoint)
+    return repr(_redact_url_password(endpoint))
+
+
+def _redact_url_password(url: str) -> str:
+    """Return `url` with the password of its `user:password@` part replaced by `***`."""
+    return re.sub(r"(://[^\s:/?#@\[\]]*):[^\s/?#@]*@", r"\1:***@", url)
 
 
 def _is_loopback(host: str) -> bool:
@@ -469,6 +519,9 @@ def configure(
     coalesce_window: float | _Unset = UNSET,
     max_events_per_minute: int | _Unset = UNSET,
     enabled: bool | _Unset = UNSET,
+    redact_secrets: bool | _Unset = UNSET,
+    redact_patterns: Iterable[str | re.Pattern[str]] | _Unset = UNSET,
+    before_send: BeforeSend | _Unset | None = UNSET,
 ) -> Settings:
     """Set how and where events are reported, and return the effective settings.
 
@@ -499,6 +552,16 @@ def configure(
             (default 60; 0 sends every repeat).
         max_events_per_minute: The most events sent per minute (default 1000).
         enabled: False turns reporting off.
+        redact_secrets: False stops redacting the built-in secret shapes, such as bearer
+            credentials and `sk-...` keys, in titles and messages (default True). The
+            configured token is redacted either way.
+        redact_patterns: Regular expressions, as strings or compiled, whose matches in titles
+            and messages are replaced by `[REDACTED]`; with a group named `secret`, only that
+            group is (default none).
+        before_send: A function called with each event after redaction, before it is sent,
+            spooled, logged or captured. It returns the event, a changed copy, or None to
+            drop it. An exception it raises drops the event and is logged with its type, never
+            raised into the guarded code (default None).
 
     Returns:
         The effective settings, with `sources` telling where each value came from.

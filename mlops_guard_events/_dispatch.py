@@ -11,10 +11,12 @@ from collections.abc import Callable
 from . import _clock, _stats
 from ._config import current_settings
 from ._event import ModerationEvent, ModerationEventType
+from ._scrub import prepare_event
 
 __all__ = [
     "EventSink",
     "capture_if_active",
+    "has_sink",
     "pop_sink",
     "push_sink",
     "report_automatic",
@@ -43,6 +45,11 @@ def pop_sink(sink: EventSink) -> None:
         _sinks.remove(sink)
 
 
+def has_sink() -> bool:
+    """Tell whether a sink is installed, so that events are captured instead of delivered."""
+    return bool(_sinks)
+
+
 def capture_if_active(event: ModerationEvent) -> bool:
     """Give `event` to the newest sink, if one is installed. The explicit call uses this.
 
@@ -63,15 +70,22 @@ def capture_if_active(event: ModerationEvent) -> bool:
 def submit(event: ModerationEvent) -> bool:
     """Hand `event` to the background worker, or to the newest sink, without blocking.
 
+    A captured event is scrubbed and passed to the `before_send` hook here; the worker does
+    the same for the events it delivers, after storm control.
+
     Returns:
-        Whether the event was taken; False when reporting is off or the library failed, which
-        is logged and counted as `reporting_errors`.
+        Whether the event was taken; False when reporting is off, the `before_send` hook
+        dropped the event, or the library failed, which is logged and counted as
+        `reporting_errors`.
     """
     try:
         sinks = _sinks
         if sinks:
             _stats.count("submitted")
-            sinks[-1](event)
+            prepared = prepare_event(event, current_settings())
+            if prepared is None:
+                return False
+            sinks[-1](prepared)
             return True
         if not current_settings().enabled:
             return False

@@ -42,6 +42,8 @@ from socketserver import TCPServer
 from typing import IO, Any, TypeGuard, TypeVar
 from urllib.parse import urlsplit
 
+from ._version import __version__
+
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "Faults", "RecordedRequest", "RemoteEventsReceiver"]
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 _API_BASE_PATH = "/api/v2"
 _EVENT_PATHS = frozenset({f"{_API_BASE_PATH}/remoteEvents/", f"{_API_BASE_PATH}/remoteEvents"})
+_VERSION_PATHS = frozenset({f"{_API_BASE_PATH}/version/", f"{_API_BASE_PATH}/version"})
 
 _EVENT_TYPES = (
     "moderationMetricCreationError",
@@ -203,6 +206,8 @@ class RecordedRequest:
         arrived_at: `time.monotonic` value when the request line was read.
         client_address: client host and port. Requests on one keep-alive connection share
             the port.
+        message: the ``message`` of an error response, such as why an event got 422, or None
+            for a success and while no response was sent.
     """
 
     method: str
@@ -212,6 +217,7 @@ class RecordedRequest:
     status: int | None
     arrived_at: float
     client_address: tuple[str, int]
+    message: str | None = None
 
     def header(self, name: str) -> str | None:
         """Return the value of header ``name``, matched without regard to case, or None."""
@@ -232,6 +238,14 @@ class _HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class _StorageFailed(Exception):
+    """The receiver's ``storage`` function raised `error`, so the event was not stored."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class _ClientDisconnected(Exception):
@@ -587,6 +601,8 @@ class _Handler(BaseHTTPRequestHandler):
         receiver = self.server.receiver
         path = urlsplit(self.path).path
 
+        if path in _VERSION_PATHS:
+            return self._route_version(path)
         if path not in _EVENT_PATHS:
             message = f"not found: {path}. Events are posted to {_API_BASE_PATH}/remoteEvents/"
             return 404, {"message": message}, {}
@@ -607,10 +623,28 @@ class _Handler(BaseHTTPRequestHandler):
 
         try:
             stored = receiver._store_event(event)
+        except _StorageFailed as failure:
+            cause = failure.error
+            logger.error("the storage function failed to store an event", exc_info=cause)
+            message = f"failed to store the event: {type(cause).__name__}: {cause}"
+            return 500, {"message": message}, {}
         except OSError as error:
             logger.exception("failed to append an event to %s", receiver.jsonl_path)
             return 500, {"message": f"failed to store the event: {error}"}, {}
         return 201, stored, {}
+
+    def _route_version(self, path: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """Serve the version route, which `mlops-guard-events doctor` requests."""
+        if self.command not in ("GET", "HEAD"):
+            message = f"method {self.command} is not allowed on {path}: use GET"
+            return 405, {"message": message}, {"Allow": "GET, HEAD"}
+        # The route needs the token, so that doctor's check of the endpoint checks the token too.
+        if not self.server.receiver._is_authorized(self.headers.get("Authorization")):
+            message = (
+                "missing or invalid Authorization header: send 'Bearer <token>' or 'Token <token>'"
+            )
+            return 401, {"message": message}, {"WWW-Authenticate": "Bearer"}
+        return 200, {"versionString": __version__, "server": _SERVER_NAME}, {}
 
     def _phrase(self, status: int) -> str:
         return self.responses.get(status, ("Unknown",))[0]
@@ -622,9 +656,15 @@ class _Handler(BaseHTTPRequestHandler):
         payload: dict[str, Any],
         headers: dict[str, str] | None = None,
     ) -> None:
-        """Send ``payload`` as JSON with ``status`` and record the status for ``request_id``."""
+        """Send ``payload`` as JSON with ``status`` and record the status for ``request_id``.
+
+        The ``message`` of an error payload is recorded with the status.
+        """
         if request_id is not None:
-            self.server.receiver._set_request_status(request_id, status)
+            message = payload.get("message") if not 200 <= status < 300 else None
+            self.server.receiver._set_request_status(
+                request_id, status, message if isinstance(message, str) else None
+            )
 
         body = json.dumps(payload).encode("utf-8")
         lines = [
@@ -803,17 +843,19 @@ class RemoteEventsReceiver:
     application/json``:
 
     - 201 with the stored event, which is the request body plus an ``id``.
+    - 200 with ``{"versionString": ...}`` for ``GET {endpoint}/version/``, the route that
+      DataRobot's API serves and ``mlops-guard-events doctor`` requests. It needs the token too.
     - 400 for a body that is not a UTF-8 JSON object, or an invalid Content-Length.
     - 400, 414 or 431 for a request line or headers that cannot be parsed. These requests
       are not recorded.
     - 401 when ``token`` is set and the ``Authorization`` header is neither
       ``Bearer <token>`` nor ``Token <token>``. The scheme is matched without regard to case.
-    - 404 for other paths and 405 for other methods on the events path.
+    - 404 for other paths and 405 for other methods on the events and version paths.
     - 411 without Content-Length or with Transfer-Encoding, and 413 when Content-Length
       exceeds ``max_body_bytes``. Every error response to a malformed request closes the
       connection.
     - 422 with ``{"message": ...}`` naming the first invalid field.
-    - 500 when the event cannot be appended to ``jsonl_path``.
+    - 500 when the event cannot be appended to ``jsonl_path``, or ``storage`` raises.
     - Any status set by the current `Faults`.
 
     Keep-alive connections are served by daemon threads. Nothing is printed, and the
@@ -836,6 +878,10 @@ class RemoteEventsReceiver:
         on_event: function called with a copy of each accepted event, on the handler
             thread, after the event is stored and before the response is sent. Its
             exceptions are logged and do not change the response.
+        storage: function that stores a copy of each valid event, called on the handler
+            thread before the event is recorded in memory or in ``jsonl_path``. If it
+            raises an `Exception`, the response is 500 with the exception's type and text,
+            and the event is not recorded. Handler threads may call it concurrently.
 
     Raises:
         ValueError: if ``port``, ``token`` or ``max_body_bytes`` is invalid.
@@ -852,6 +898,7 @@ class RemoteEventsReceiver:
         faults: Faults | None = None,
         jsonl_path: str | os.PathLike[str] | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        storage: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         if not _is_integer(port) or not 0 <= port <= 65535:
             raise ValueError(f"invalid port {port!r}: expected 0 (any free port) to 65535")
@@ -872,6 +919,7 @@ class RemoteEventsReceiver:
         self.reject_none_deployment_id = reject_none_deployment_id
         self.jsonl_path = os.fspath(jsonl_path) if jsonl_path is not None else None
         self._on_event = on_event
+        self._storage = storage
 
         initial_faults = faults if faults is not None else Faults()
         self._condition = threading.Condition()
@@ -1012,6 +1060,9 @@ class RemoteEventsReceiver:
 
         The ``fail_first`` count restarts and the drop generator is seeded again. Requests
         already waiting, such as hanging ones, keep the faults they started with.
+
+        Args:
+            faults: The faults to inject from now on; ``Faults()`` injects none.
         """
         with self._condition:
             self._state.faults = faults
@@ -1019,8 +1070,10 @@ class RemoteEventsReceiver:
             self._state.requests_since_faults_set = 0
 
     def _draw_faults(self) -> tuple[Faults, int, bool]:
-        """Return the current faults, this request's ordinal since they were set, and
-        whether to drop it."""
+        """Return the current faults, the request's ordinal and whether to drop the request.
+
+        The ordinal counts the requests read since the faults were set.
+        """
         with self._condition:
             state = self._state
             ordinal = state.requests_since_faults_set
@@ -1054,6 +1107,13 @@ class RemoteEventsReceiver:
     def wait_for_events(self, count: int, timeout_seconds: float = 5.0) -> list[dict[str, Any]]:
         """Block until at least ``count`` events were accepted and return all of them.
 
+        Args:
+            count: The number of accepted events to wait for.
+            timeout_seconds: The maximum wait, in seconds.
+
+        Returns:
+            Copies of every accepted event, oldest first, each the request body plus ``id``.
+
         Raises:
             TimeoutError: if fewer than ``count`` events arrived within ``timeout_seconds``.
         """
@@ -1072,6 +1132,13 @@ class RemoteEventsReceiver:
         """Block until at least ``count`` requests were read and return all of them.
 
         A request counts once its body is read, before faults and before the response.
+
+        Args:
+            count: The number of requests to wait for.
+            timeout_seconds: The maximum wait, in seconds.
+
+        Returns:
+            Every recorded request, oldest first.
 
         Raises:
             TimeoutError: if fewer than ``count`` requests arrived within ``timeout_seconds``.
@@ -1095,19 +1162,25 @@ class RemoteEventsReceiver:
             self._condition.notify_all()
             return request_id
 
-    def _set_request_status(self, request_id: int, status: int) -> None:
+    def _set_request_status(self, request_id: int, status: int, message: str | None) -> None:
         with self._condition:
             request = self._state.requests.get(request_id)
             if request is not None:  # clear() may have removed it.
-                self._state.requests[request_id] = replace(request, status=status)
+                self._state.requests[request_id] = replace(request, status=status, message=message)
 
     def _store_event(self, event: dict[str, Any]) -> dict[str, Any]:
         """Store ``event`` with a new ``id`` and return the stored event.
 
         Raises:
+            _StorageFailed: if ``storage`` raised. The event is then not stored.
             OSError: if the event cannot be appended to ``jsonl_path``. It is then not stored.
         """
         stored: dict[str, Any] = {"id": secrets.token_hex(12), **event}
+        if self._storage is not None:
+            try:
+                self._storage(copy.deepcopy(stored))
+            except Exception as error:
+                raise _StorageFailed(error) from error
         with self._condition:
             if self._jsonl_file is not None:
                 self._jsonl_file.write(json.dumps(stored, ensure_ascii=False) + "\n")

@@ -6,10 +6,12 @@ import logging
 import os
 import threading
 from datetime import datetime
+from typing import NoReturn
 
 from . import _clock, _dispatch, _stats
 from ._config import Settings, current_settings
 from ._event import ModerationEvent, ModerationEventType
+from ._scrub import prepare_event, redact_text
 from ._transport import EventLog, HttpTransport
 from .exceptions import EventRejectedError
 
@@ -38,6 +40,12 @@ def report_moderation_event(
     nothing else happens. Inside `mlops_guard_events.testing.capture_events()`, the event is
     captured instead.
 
+    Secrets in the title and message are replaced by `[REDACTED]` before the event is sent,
+    logged or captured, and then the `before_send` hook runs. When the hook returns None,
+    raises, or returns something other than an event, the call returns without sending
+    anything: the drop is counted as `dropped_before_send`, and a hook failure is logged with
+    its exception type, not raised, as for automatic reporting.
+
     Args:
         event_type: One of the five moderation event types, as a `ModerationEventType` or its
             wire string such as `"moderationModelRuntimeError"`.
@@ -52,7 +60,7 @@ def report_moderation_event(
 
     Raises:
         ValueError: An argument is invalid; raised before any request, and the message names
-            the parameter.
+            the parameter and shows the value shortened, with secrets redacted.
         EventRejectedError: The server responded with a final error, such as 401 or 422. It
             is a `ValueError`. `status_code` and `server_message` describe the response, and
             the message contains both.
@@ -63,22 +71,42 @@ def report_moderation_event(
         ConfigurationError: The environment or the config file contains an invalid setting.
     """
     settings = current_settings()
-    event = ModerationEvent.create(
-        event_type,
-        timestamp,
-        title,
-        message,
-        deployment_id if deployment_id is not None else settings.deployment_id,
-        org_id if org_id is not None else settings.org_id,
-        guard_name,
-        metric_name,
-        clock=_clock.wall_time,
-    )
-    if _dispatch.capture_if_active(event):
+    try:
+        event = ModerationEvent.create(
+            event_type,
+            timestamp,
+            title,
+            message,
+            deployment_id if deployment_id is not None else settings.deployment_id,
+            org_id if org_id is not None else settings.org_id,
+            guard_name,
+            metric_name,
+            clock=_clock.wall_time,
+        )
+    except ValueError as error:
+        _raise_without_secrets(error, settings)
+    if not settings.enabled and not _dispatch.has_sink():
+        return
+    prepared = prepare_event(event, settings)
+    if prepared is None or _dispatch.capture_if_active(prepared):
         return
     if not settings.enabled:
         return
-    _deliver(event, settings)
+    _deliver(prepared, settings)
+
+
+def _raise_without_secrets(error: ValueError, settings: Settings) -> NoReturn:
+    """Re-raise a validation error, redacted when the value it shows contains a secret."""
+    text = str(error)
+    redacted = redact_text(
+        text,
+        token=settings.api_token.strip() if settings.api_token else None,
+        patterns=settings.redact_patterns,
+        builtin=settings.redact_secrets,
+    )
+    if redacted == text:
+        raise error
+    raise ValueError(redacted) from None
 
 
 class MLOpsEvent:

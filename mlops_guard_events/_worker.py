@@ -1,7 +1,8 @@
 """The background worker: queue, delivery, retries, spool, exit and fork handling.
 
-`submit` runs on the guard's thread (or event loop): a storm-control lookup and a `put` on a
-bounded queue, or one append to the spool when the queue is full. Everything that waits on the
+`submit` runs on the guard's thread (or event loop) and starts with a storm-control lookup. An
+event that is not a repeat is then scrubbed and passed to the `before_send` hook, and put on a
+bounded queue, or appended to the spool when the queue is full. Everything that waits on the
 network happens on one daemon thread per process, `mlops-guard-events-worker`, which sends one
 request at a time and keeps its own retry state:
 
@@ -38,6 +39,7 @@ from . import _clock, _stats
 from ._config import Settings, current_settings
 from ._event import ModerationEvent
 from ._retry import RetryPolicy
+from ._scrub import prepare_event
 from ._spool import ClaimedSegment, Spool
 from ._storm import Admission, RateLimiter, StormControl
 from ._transport import EventLog, HttpTransport
@@ -625,10 +627,14 @@ class _Runtime:
         if self.storm.admit(event) is Admission.COALESCED:
             _stats.count("coalesced")
             return True
-        if not self._spool_only and self.queue.put(event):
+        # Scrubbed only now, so that a storm of repeats pays for no redaction.
+        prepared = prepare_event(event, self.settings)
+        if prepared is None:
+            return False
+        if not self._spool_only and self.queue.put(prepared):
             self.ensure_worker()
             return True
-        return self.spool_events([event], drop_reason="queue_full") == 1
+        return self.spool_events([prepared], drop_reason="queue_full") == 1
 
     def apply_settings(self, settings: Settings) -> None:
         """Adopt a settings object that `configure()` installed."""
@@ -654,8 +660,12 @@ class _Runtime:
     def enqueue_summaries(self, summaries: Iterable[ModerationEvent]) -> None:
         for summary in summaries:
             _stats.count("summaries")
-            if self._spool_only or not self.queue.put(summary):
-                self.spool_events([summary], drop_reason="queue_full")
+            # A summary quotes the last repeat's message, which was never scrubbed.
+            prepared = prepare_event(summary, self.settings)
+            if prepared is None:
+                continue
+            if self._spool_only or not self.queue.put(prepared):
+                self.spool_events([prepared], drop_reason="queue_full")
 
     def spool_events(
         self, events: Iterable[ModerationEvent | Mapping[str, Any]], *, drop_reason: str

@@ -805,6 +805,8 @@ class _ReceiverConsole:
                         f"--- {request.method} {request.path} (no response: the connection was"
                         " dropped, or the client disconnected)"
                     )
+                elif request.message:
+                    _print(f"{request.status} {request.method} {request.path}: {request.message}")
                 else:
                     _print(f"{request.status} {request.method} {request.path}")
 
@@ -820,13 +822,6 @@ def _run_receiver(args: argparse.Namespace) -> int:
     )
     store = _open_sqlite_store(args.output) if use_sqlite else None
 
-    def on_event(event: dict[str, Any]) -> None:
-        # NOTE: the receiver logs an exception raised here and still responds 201, so an event
-        # that SQLite fails to store shows up only as an ERROR in the log.
-        if store is not None:
-            store.append(event)
-        console.print_event(event)
-
     receiver = RemoteEventsReceiver(
         host=args.host,
         port=args.port,
@@ -835,7 +830,8 @@ def _run_receiver(args: argparse.Namespace) -> int:
         reject_none_deployment_id=not args.allow_none_deployment_id,
         faults=faults,
         jsonl_path=None if use_sqlite else args.output,
-        on_event=on_event,
+        on_event=console.print_event,
+        storage=store.append if store is not None else None,
     )
     grace_seconds = faults.latency_seconds + 2.0
     try:
@@ -1259,8 +1255,7 @@ class _Progress:
 # and token work before it does anything else. It reads and changes nothing on the server, and
 # unlike a POST to remoteEvents it creates no event in the deployment.
 VERSION_ROUTE: Final = "version/"
-# The `Server` header of the local receiver (mlops_guard_events._receiver), which has no
-# version route.
+# The `Server` header of the local receiver (mlops_guard_events._receiver).
 RECEIVER_SERVER_HEADER: Final = "mlops-guard-events-receiver"
 
 
@@ -1373,7 +1368,8 @@ def _check_endpoint(settings: Settings) -> _Check:
     try:
         response = _get_version(url, settings)
     except Exception as error:
-        return _Check("Endpoint", False, (f"GET {url}", *_describe_request_failure(error)))
+        failure = [_scrub_token(line, settings) for line in _describe_request_failure(error)]
+        return _Check("Endpoint", False, (f"GET {url}", *failure))
     elapsed = time.monotonic() - started
     lines = [f"GET {url} -> HTTP {response.status_code} in {elapsed:.2f} s"]
     passed, verdict = _judge_version_response(response, settings)
@@ -1436,6 +1432,11 @@ def _judge_version_response(response: requests.Response, settings: Settings) -> 
     status = response.status_code
     if 200 <= status < 300:
         version = _version_string(response)
+        if response.headers.get("Server") == RECEIVER_SERVER_HEADER:
+            version_text = f" {version}" if version is not None else ""
+            return True, (
+                f"the endpoint is a local `{PROG} receiver`{version_text}, which accepts events"
+            )
         if version is None:
             return True, "the endpoint responds (the response has no DataRobot version)"
         return True, f"the endpoint responds: DataRobot {version}"
@@ -1448,11 +1449,6 @@ def _judge_version_response(response: requests.Response, settings: Settings) -> 
         return False, (
             "the endpoint rejected the API token: check DATAROBOT_API_TOKEN (or token in the"
             " config file) and token_type"
-        )
-    if status == 404 and response.headers.get("Server") == RECEIVER_SERVER_HEADER:
-        return True, (
-            f"the endpoint is a local `{PROG} receiver`, which accepts events but has no"
-            " version route"
         )
     if status == 404:
         return False, (
@@ -1472,8 +1468,10 @@ def _version_string(response: requests.Response) -> str | None:
 
 
 def _scrub_token(text: str, settings: Settings) -> str:
-    if settings.api_token:
-        text = text.replace(settings.api_token, "***")
+    # The token is sent stripped, as a token file's newline is, so a server quotes it that way.
+    token = settings.api_token.strip() if settings.api_token else None
+    if token:
+        text = text.replace(token, "***")
     return text
 
 
