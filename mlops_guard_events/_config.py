@@ -333,7 +333,9 @@ def _read_environment() -> tuple[dict[str, Any], dict[str, str]]:
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
 
-    def take(variable: str, name: str, convert: Callable[[str], Any] = str) -> None:
+    def take(
+        variable: str, name: str, convert: Callable[[str], Any] = str, expected: str = ""
+    ) -> None:
         text = os.environ.get(variable)
         if text is None or text == "":
             return
@@ -341,7 +343,7 @@ def _read_environment() -> tuple[dict[str, Any], dict[str, str]]:
             values[name] = convert(text)
         except ValueError:
             raise ConfigurationError(
-                f"invalid environment variable {variable}={text!r}: expected {convert.__doc__}"
+                f"invalid environment variable {variable}={text!r}: expected {expected}"
             ) from None
         sources[name] = f"environment {variable}"
 
@@ -349,13 +351,13 @@ def _read_environment() -> tuple[dict[str, Any], dict[str, str]]:
     take(ENV_API_TOKEN, "api_token")
     take(ENV_DEPLOYMENT_ID, "deployment_id")
     take(ENV_SSL_VERIFY, "ssl_verify", _parse_ssl_verify)
-    take(ENV_MAX_RETRIES, "max_retries", _parse_int)
+    take(ENV_MAX_RETRIES, "max_retries", _parse_int, expected="an integer")
     take(ENV_STATE_DIR, "state_dir", _parse_path)
     return values, sources
 
 
 def _parse_ssl_verify(text: str) -> bool | str:
-    """true, false, or the path of a CA bundle"""
+    """Read `DATAROBOT_SSL_VERIFY`: a DataRobot boolean, or else the path of a CA bundle."""
     stripped = text.strip()
     if stripped in _FALSE_TEXTS:
         return False
@@ -365,12 +367,12 @@ def _parse_ssl_verify(text: str) -> bool | str:
 
 
 def _parse_int(text: str) -> int:
-    """an integer"""
+    """Read an integer, allowing spaces around it."""
     return int(text.strip())
 
 
 def _parse_path(text: str) -> Path:
-    """a path"""
+    """Read a path, expanding `~`."""
     return Path(text).expanduser()
 
 

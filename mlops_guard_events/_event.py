@@ -345,8 +345,8 @@ def _check_text(field: str, value: object, limit: int) -> None:
         raise ValueError(f"invalid {field} {_shorten(value)}: expected a string or None")
     if len(value) > limit:
         raise ValueError(
-            f"invalid {field}: {len(value)} characters is over the limit of {limit};"
-            f" shorten it to at most {limit} characters"
+            f"invalid {field} {_shorten(value)}: {len(value)} characters is over the limit of"
+            f" {limit}; shorten it to at most {limit} characters"
         )
     _check_characters(field, value)
 
@@ -367,7 +367,8 @@ def _check_identifier(field: str, value: object) -> None:
         )
     if len(value) > MAX_NAME_LENGTH:
         raise ValueError(
-            f"invalid {field}: {len(value)} characters is over the limit of {MAX_NAME_LENGTH}"
+            f"invalid {field} {_shorten(value)}: {len(value)} characters is over the limit of"
+            f" {MAX_NAME_LENGTH}; shorten it to at most {MAX_NAME_LENGTH} characters"
         )
     _check_characters(field, value)
 

@@ -129,7 +129,28 @@ class MLOpsEvent:
         guard_name: str | None = None,
         metric_name: str | None = None,
     ) -> None:
-        """Report one moderation event; see `mlops_guard_events.report_moderation_event`."""
+        """Report one moderation event, as `mlops_guard_events.report_moderation_event` does.
+
+        Args:
+            event_type: One of the five moderation event types, as a `ModerationEventType` or
+                its wire string.
+            timestamp: When it happened: a datetime, naive meaning UTC, or an RFC 3339 string.
+                None means now.
+            title: A one-line summary, at most 512 characters.
+            message: The details, at most 16384 characters.
+            deployment_id: The deployment the event belongs to; None means the configured one.
+            org_id: The organization the event belongs to; None means the configured one.
+            guard_name: The guard the event is about, at most 512 characters.
+            metric_name: The custom metric the event is about, at most 512 characters.
+
+        Raises:
+            ValueError: An argument is invalid; raised before any request.
+            EventRejectedError: The server rejected the event for good, such as with 401 or 422.
+            EventRetryableError: Every attempt failed with a connection error, a timeout, or
+                HTTP 429, 502, 503 or 504.
+            SpoolError: No endpoint is configured and the event log cannot be written.
+            ConfigurationError: The environment or the config file contains an invalid setting.
+        """
         report_moderation_event(
             event_type,
             timestamp,

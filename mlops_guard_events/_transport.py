@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from . import _stats
 from ._retry import RetryPolicy, parse_retry_after
+from ._scrub import redact_text
 from ._version import __version__
 from .exceptions import (
     EventDeliveryError,
@@ -143,7 +144,8 @@ class HttpTransport:
         authorization = settings.authorization()
         if authorization is not None:
             self._headers["Authorization"] = authorization
-        # Kept only to scrub it from server text quoted in error messages.
+        # Kept only to scrub secrets from server text quoted in error messages.
+        self._settings = settings
         self._secret = settings.api_token.strip() if settings.api_token else None
         self._display_url = _display_url(url)
 
@@ -359,9 +361,13 @@ class HttpTransport:
         raise error from cause
 
     def _scrub(self, text: str) -> str:
-        if self._secret:
-            text = text.replace(self._secret, "***")
-        return text
+        # Server text quoted in an error may echo the token or other credentials.
+        return redact_text(
+            text,
+            token=self._secret,
+            patterns=self._settings.redact_patterns,
+            builtin=self._settings.redact_secrets,
+        )
 
     def _scrub_optional(self, text: str | None) -> str | None:
         return None if text is None else self._scrub(text)

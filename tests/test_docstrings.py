@@ -56,13 +56,6 @@ INTERNAL_METHODS = {
 # arguments are internal.
 BUILT_BY_THE_LIBRARY = {"EventReporter", "EventScope"}
 
-# TODO: document each of these, then remove it from the set. The test fails while a fixed one is
-# still listed.
-KNOWN_GAPS = {
-    "mlops_guard_events.MLOpsEvent.report_moderation_event: Args: lacks event_type, timestamp,"
-    " title, message, deployment_id, org_id, guard_name, metric_name",
-}
-
 
 def google_sections(docstring: str) -> dict[str, list[str]]:
     """Return the entry names of each section of a Google-style docstring.
@@ -200,16 +193,11 @@ def all_problems() -> set[str]:
 
 
 def test_public_docstrings_have_sections() -> None:
-    problems = all_problems()
+    problems = sorted(all_problems())
 
-    new = sorted(problems - KNOWN_GAPS)
-    assert new == [], "docstrings of the public API lack Google sections:\n" + "\n".join(new)
-
-
-def test_known_gaps_are_still_gaps() -> None:
-    fixed = sorted(KNOWN_GAPS - all_problems())
-
-    assert fixed == [], "fixed, so remove from KNOWN_GAPS:\n" + "\n".join(fixed)
+    assert problems == [], "docstrings of the public API lack Google sections:\n" + "\n".join(
+        problems
+    )
 
 
 @pytest.mark.parametrize(

@@ -111,8 +111,9 @@ def test_limit_error_names_field_and_limit(field: str, limit: int) -> None:
     with pytest.raises(ValueError, match=f"invalid {field}") as caught:
         create(**{field: "x" * (limit + 1)})
 
-    assert f"invalid {field}:" in str(caught.value)
+    assert f"invalid {field} 'xxx" in str(caught.value)
     assert f"limit of {limit}" in str(caught.value)
+    assert f"shorten it to at most {limit} characters" in str(caught.value)
 
 
 @pytest.mark.parametrize("field", TEXT_FIELDS + ID_FIELDS)
@@ -160,7 +161,7 @@ def test_missing_value_text_rejected(field: str, value: str) -> None:
 
 @pytest.mark.parametrize("field", ID_FIELDS)
 def test_overlong_id_rejected(field: str) -> None:
-    with pytest.raises(ValueError, match=f"invalid {field}: 513 characters"):
+    with pytest.raises(ValueError, match=f"invalid {field} 'ddd.*: 513 characters"):
         create(**{field: "d" * 513})
 
 

@@ -191,11 +191,13 @@ def test_long_value_shown_shortened() -> None:
 
 
 def test_oversize_id_names_limit() -> None:
-    # NOTE: unlike the other checks, this message shows no part of the value and no fix.
     with pytest.raises(ValueError, match="invalid deployment_id") as caught:
         report_moderation_event(RUNTIME, deployment_id="d" * (MAX_NAME_LENGTH + 1))
 
-    assert f"over the limit of {MAX_NAME_LENGTH}" in str(caught.value)
+    message = str(caught.value)
+    assert f"over the limit of {MAX_NAME_LENGTH}" in message
+    assert "'dddd" in message
+    assert f"shorten it to at most {MAX_NAME_LENGTH} characters" in message
 
 
 # The report command: exit status 2 and the same message.

@@ -381,7 +381,7 @@ def test_token_scrubbed_from_server_message() -> None:
     assert caught.value.server_message is not None
     assert TOKEN not in caught.value.server_message
     assert TOKEN not in str(caught.value)
-    assert "Bearer ***" in str(caught.value)
+    assert "Bearer [REDACTED]" in str(caught.value)
 
 
 def test_connection_refused_is_retryable() -> None:
