@@ -64,6 +64,7 @@ ENV_SSL_VERIFY: Final = "DATAROBOT_SSL_VERIFY"
 ENV_MAX_RETRIES: Final = "DATAROBOT_MAX_RETRIES"
 ENV_CONFIG_FILE: Final = "DATAROBOT_CONFIG_FILE"
 ENV_STATE_DIR: Final = "MLOPS_GUARD_EVENTS_STATE_DIR"
+ENV_ALLOW_INSECURE_HTTP: Final = "MLOPS_GUARD_EVENTS_ALLOW_INSECURE_HTTP"
 
 DEFAULT_CONFIG_FILE: Final = Path("~/.config/datarobot/drconfig.yaml")
 _TOKEN_TYPES: Final = ("Bearer", "Token")
@@ -277,8 +278,8 @@ def _check_endpoint(settings: Settings) -> None:
     if insecure and settings.api_token is not None and not settings.allow_insecure_http:
         raise ConfigurationError(
             f"refusing to send the API token over plain http to {hostname!r}: use an"
-            " https endpoint, or pass allow_insecure_http=True to configure() if this network"
-            " is trusted"
+            " https endpoint, or, if this network is trusted, pass allow_insecure_http=True to"
+            f" configure() or set {ENV_ALLOW_INSECURE_HTTP}=true"
         )
 
 
@@ -353,6 +354,7 @@ def _read_environment() -> tuple[dict[str, Any], dict[str, str]]:
     take(ENV_SSL_VERIFY, "ssl_verify", _parse_ssl_verify)
     take(ENV_MAX_RETRIES, "max_retries", _parse_int, expected="an integer")
     take(ENV_STATE_DIR, "state_dir", _parse_path)
+    take(ENV_ALLOW_INSECURE_HTTP, "allow_insecure_http", parse_bool)
     return values, sources
 
 

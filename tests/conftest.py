@@ -34,6 +34,7 @@ def isolated_settings(
         _config.ENV_SSL_VERIFY,
         _config.ENV_MAX_RETRIES,
         _config.ENV_CONFIG_FILE,
+        _config.ENV_ALLOW_INSECURE_HTTP,
     ):
         monkeypatch.delenv(variable, raising=False)
     state_dir = tmp_path_factory.mktemp("state")

@@ -344,6 +344,7 @@ def test_http_with_token_to_remote_rejected() -> None:
         configure(endpoint="http://dr.example.com/api/v2", api_token=TOKEN)
 
     assert "'dr.example.com'" in str(caught.value)
+    assert "MLOPS_GUARD_EVENTS_ALLOW_INSECURE_HTTP=true" in str(caught.value)
     assert TOKEN not in str(caught.value)
 
 
@@ -353,6 +354,21 @@ def test_http_with_token_allowed_when_asked() -> None:
     )
 
     assert settings.api_token == TOKEN
+
+
+@pytest.mark.parametrize(("text", "allowed"), [("true", True), ("1", True), ("false", False)])
+def test_insecure_http_from_environment(
+    monkeypatch: pytest.MonkeyPatch, text: str, allowed: bool
+) -> None:
+    monkeypatch.setenv("DATAROBOT_ENDPOINT", "http://dr.example.com/api/v2")
+    monkeypatch.setenv("DATAROBOT_API_TOKEN", TOKEN)
+    monkeypatch.setenv("MLOPS_GUARD_EVENTS_ALLOW_INSECURE_HTTP", text)
+
+    if allowed:
+        assert configure().allow_insecure_http is True
+    else:
+        with pytest.raises(ConfigurationError, match="allow_insecure_http"):
+            configure()
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "localhost", "[::1]"])
