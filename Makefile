@@ -41,7 +41,7 @@ pytest: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
 docs: $(VENV)/.installed-docs
-	$(BIN)/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m benchmarks
