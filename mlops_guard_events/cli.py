@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # argparse exits 0 after --help and --version, and 2 on invalid usage.
         return exit_request.code if isinstance(exit_request.code, int) else EXIT_USAGE
 
-    _configure_logging(args.verbose)
+    _configure_logging(_verbosity(args))
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -130,6 +130,11 @@ def _silence_stdout() -> None:
         os.dup2(devnull, sys.stdout.fileno())
 
 
+def _verbosity(args: argparse.Namespace) -> int:
+    """Return how many times `-v` was given, counted over every level of the command line."""
+    return sum(getattr(args, dest, 0) for dest in _VERBOSE_DESTS)
+
+
 def _configure_logging(verbosity: int) -> None:
     if verbosity == 0:
         level = logging.WARNING
@@ -161,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Run `{PROG} COMMAND --help` for the options of a command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    _add_verbose_option(parser, 0)
+    _add_common_options(parser, level=0)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", title="commands", required=True
     )
@@ -174,12 +179,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_verbose_option(parser: argparse.ArgumentParser, default: object) -> None:
+# The `-v` count of the program, of its command and of the command's action, such as
+# `spool replay`. Each level stores its count under its own name, because argparse copies a
+# subcommand's values over its parent's where the names are the same, and that would lose the
+# count of `-v` given before the subcommand.
+_VERBOSE_DESTS: Final = ("verbose", "command_verbose", "action_verbose")
+
+
+def _add_common_options(parser: argparse.ArgumentParser, *, level: int) -> None:
+    """Add the options that the program, every command and every action accept.
+
+    Args:
+        parser: The parser of the program (level 0), of a command (1) or of an action (2).
+        level: The depth of `parser`, which picks where `-v` is counted.
+    """
     parser.add_argument(
         "-v",
         "--verbose",
+        dest=_VERBOSE_DESTS[level],
         action="count",
-        default=default,
+        default=0,
         help="log more to stderr: -v for INFO, -vv for DEBUG (default: warnings and errors only)",
     )
 
@@ -193,10 +212,23 @@ def _add_command(
     handler: Callable[[argparse.Namespace], int],
 ) -> argparse.ArgumentParser:
     command = commands.add_parser(name, help=summary, description=description)
-    # SUPPRESS keeps a -v given before the command when none follows it.
-    _add_verbose_option(command, argparse.SUPPRESS)
+    _add_common_options(command, level=1)
     command.set_defaults(handler=handler)
     return command
+
+
+def _add_action(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    *,
+    summary: str,
+    description: str,
+    handler: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    action = actions.add_parser(name, help=summary, description=description)
+    _add_common_options(action, level=2)
+    action.set_defaults(handler=handler)
+    return action
 
 
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -445,27 +477,34 @@ def _add_spool_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         handler=_run_spool_show,
     )
     actions = command.add_subparsers(dest="action", metavar="ACTION", title="actions")
-    show = actions.add_parser(
+    _add_action(
+        actions,
         "show",
-        help="show how many events are spooled, their size and the oldest one (the default)",
+        summary="show how many events are spooled, their size and the oldest one (the default)",
         description="Show the spool directory, its event count, size on disk and oldest event.",
+        handler=_run_spool_show,
     )
-    show.set_defaults(handler=_run_spool_show)
-    replay = actions.add_parser(
+    replay = _add_action(
+        actions,
         "replay",
-        help="send the spooled events to the configured endpoint now",
+        summary="send the spooled events to the configured endpoint now",
         description=(
             "Send every spooled event to the configured endpoint, printing progress. Events"
             " that are delivered or finally rejected leave the spool; the rest stay for a"
             " later replay. Exit status 1 when some events remain."
         ),
+        handler=_run_spool_replay,
     )
     replay.add_argument(
         "--timeout",
         type=_positive_seconds,
         default=60.0,
         metavar="SECONDS",
-        help="stop replaying after this many seconds (default: 60)",
+        help=(
+            "stop starting new requests after this many seconds (default: 60). A request"
+            " already started is not cut off, so the replay can run past the limit by up to"
+            " the connect and read timeouts (2 s and 5 s by default)"
+        ),
     )
     replay.add_argument(
         "--to-event-log",
@@ -475,17 +514,17 @@ def _add_spool_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
             " local event log"
         ),
     )
-    replay.set_defaults(handler=_run_spool_replay)
-    purge = actions.add_parser(
+    purge = _add_action(
+        actions,
         "purge",
-        help="delete every spooled event without sending it",
+        summary="delete every spooled event without sending it",
         description=(
             "Delete every spooled event without sending it. Asks for confirmation on a"
             " terminal; give --yes to skip the question, as scripts must."
         ),
+        handler=_run_spool_purge,
     )
     purge.add_argument("--yes", action="store_true", help="delete without asking")
-    purge.set_defaults(handler=_run_spool_purge)
 
 
 def _add_doctor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -682,6 +721,18 @@ def describe_event(event: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _quantity(number: int, singular: str, plural: str | None = None) -> str:
+    """Return `number` and the form of the noun that agrees with it, as "1 event" or "2 events".
+
+    Args:
+        number: The count.
+        singular: The noun for one, such as "segment file".
+        plural: The noun for any other count; None adds "s" to `singular`.
+    """
+    noun = singular if number == 1 else (plural or singular + "s")
+    return f"{number} {noun}"
+
+
 def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -847,7 +898,7 @@ def _run_receiver(args: argparse.Namespace) -> int:
         receiver.stop()
         if store is not None:
             store.close()
-    _print(f"receiver stopped: {console.accepted} events accepted")
+    _print(f"receiver stopped: {_quantity(console.accepted, 'event')} accepted")
     return EXIT_OK
 
 
@@ -943,7 +994,10 @@ def _describe_faults(faults: Faults) -> str:
     if faults.drop_fraction:
         parts.append(f"{faults.drop_fraction:.0%} of connections dropped (seed {faults.seed})")
     if faults.fail_first:
-        parts.append(f"first {faults.fail_first} requests get {faults.fail_first_status}")
+        if faults.fail_first == 1:
+            parts.append(f"first request gets {faults.fail_first_status}")
+        else:
+            parts.append(f"first {faults.fail_first} requests get {faults.fail_first_status}")
     if faults.status is not None:
         parts.append(f"every request gets {faults.status}")
     if faults.retry_after is not None:
@@ -1073,7 +1127,7 @@ def _describe_spool(summary: SpoolSummary) -> list[str]:
         lines.append("empty: no events are waiting to be delivered")
         return lines
     lines.append(
-        f"{summary.events} events in {summary.segments} segment files,"
+        f"{_quantity(summary.events, 'event')} in {_quantity(summary.segments, 'segment file')},"
         f" {_format_size(summary.size_bytes)}"
     )
     if summary.oldest_timestamp is not None:
@@ -1109,12 +1163,13 @@ def _run_spool_purge(args: argparse.Namespace) -> int:
         deleted = _open_spool(settings).purge()
     except SpoolError as error:
         raise CommandError(str(error)) from None
-    _print(f"purged {deleted} events from {summary.directory}")
+    _print(f"purged {_quantity(deleted, 'event')} from {summary.directory}")
     remaining = _spool_summary(settings)
     if remaining.segments:
         _print(
-            f"{remaining.segments} segment files remain: another process is writing or"
-            " replaying them, or their format is unknown"
+            f"{_quantity(remaining.segments, 'segment file')}"
+            f" {'remains' if remaining.segments == 1 else 'remain'}: another process is writing"
+            " to the spool or replaying it, or a segment file's format is unknown"
         )
     return EXIT_OK
 
@@ -1122,11 +1177,13 @@ def _run_spool_purge(args: argparse.Namespace) -> int:
 def _confirm_purge(summary: SpoolSummary) -> None:
     if not sys.stdin.isatty():
         raise CommandError(
-            f"purging deletes {summary.events} undelivered events; add --yes to confirm when"
-            " not running on a terminal",
+            f"purging deletes {_quantity(summary.events, 'undelivered event')}; add --yes to"
+            " confirm when not running on a terminal",
             EXIT_USAGE,
         )
-    answer = input(f"Delete {summary.events} undelivered events without sending them? [y/N] ")
+    answer = input(
+        f"Delete {_quantity(summary.events, 'undelivered event')} without sending them? [y/N] "
+    )
     if answer.strip().lower() not in ("y", "yes"):
         raise CommandError("purge cancelled; the spool is unchanged")
 
@@ -1150,20 +1207,24 @@ def _run_spool_replay(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     target = settings.events_url or f"the local event log {settings.event_log_path}"
-    _print(f"replaying {before.events} spooled events to {target}")
+    _print(f"replaying {_quantity(before.events, 'spooled event')} to {target}")
     delivered = _replay_with_progress(before.events, timeout_seconds=args.timeout)
 
     after = _spool_summary(settings)
     rejected = before.events - delivered - after.events
     _print(
         f"delivered {delivered}; dropped {max(rejected, 0)} that the server rejected for good;"
-        f" {after.events} remain in the spool"
+        f" {after.events} left in the spool"
     )
     if after.events:
+        # The replay does not say why it stopped, and it logs a warning only when the retries
+        # of one event ran out, so the message names every cause.
+        verb = "remains" if after.events == 1 else "remain"
         raise CommandError(
-            f"{after.events} events are still spooled, because the endpoint kept failing or"
-            f" --timeout expired (see the warnings above); run `{PROG} doctor` to check the"
-            f" endpoint, then `{PROG} spool replay` again"
+            f"{_quantity(after.events, 'event')} {verb} in the spool: delivery failed, the"
+            f" --timeout of {args.timeout:g} s was reached, or another process is replaying"
+            f" the spool too. Run `{PROG} doctor` to check the endpoint, then `{PROG} spool"
+            " replay` again, with a larger --timeout if the endpoint is slow"
         )
     return EXIT_OK
 
@@ -1241,7 +1302,7 @@ class _Progress:
 
     def _show(self, done: int) -> None:
         self._shown_count = done
-        text = f"replayed {done} of {self._total} events"
+        text = f"replayed {done} of {_quantity(self._total, 'event')}"
         if self._terminal:
             print(f"\r{text}", end="", flush=True)
         else:
@@ -1294,7 +1355,7 @@ def _run_doctor(args: argparse.Namespace) -> int:
     failed = [check.name for check in checks if not check.passed]
     _print()
     if failed:
-        _print(f"{len(failed)} check(s) failed: {', '.join(failed)}")
+        _print(f"{_quantity(len(failed), 'check')} failed: {', '.join(failed)}")
         return EXIT_FAILED
     _print("all checks passed")
     return EXIT_OK
@@ -1430,9 +1491,12 @@ def _describe_request_failure(error: Exception) -> tuple[str, ...]:
 
 def _judge_version_response(response: requests.Response, settings: Settings) -> tuple[bool, str]:
     status = response.status_code
+    local_receiver = response.headers.get("Server") == RECEIVER_SERVER_HEADER
+    if local_receiver and status in (401, 404):
+        return False, _judge_receiver_error(status, settings)
     if 200 <= status < 300:
         version = _version_string(response)
-        if response.headers.get("Server") == RECEIVER_SERVER_HEADER:
+        if local_receiver:
             version_text = f" {version}" if version is not None else ""
             return True, (
                 f"the endpoint is a local `{PROG} receiver`{version_text}, which accepts events"
@@ -1456,6 +1520,24 @@ def _judge_version_response(response: requests.Response, settings: Settings) -> 
             " https://app.datarobot.com/api/v2"
         )
     return False, f"the endpoint responded with an error: {_shorten(response.text.strip(), 200)}"
+
+
+def _judge_receiver_error(status: int, settings: Settings) -> str:
+    """Explain a 401 or 404 from a local `receiver`, which serves the version route itself."""
+    if status == 404:
+        return (
+            f"the local `{PROG} receiver` has no API at this URL: set DATAROBOT_ENDPOINT to the"
+            " endpoint its first line prints, which ends in /api/v2"
+        )
+    if settings.api_token is None:
+        return (
+            f"the local `{PROG} receiver` requires an API token: set DATAROBOT_API_TOKEN to the"
+            " token it was started with (its --token or --token-file)"
+        )
+    return (
+        f"the local `{PROG} receiver` rejected the API token: set DATAROBOT_API_TOKEN to the"
+        " token it was started with (its --token or --token-file)"
+    )
 
 
 def _version_string(response: requests.Response) -> str | None:
@@ -1503,11 +1585,12 @@ def _check_event_log(settings: Settings) -> _Check:
             newest = body
     except SpoolError as error:
         return _Check("Event log", False, (str(error),))
-    lines = [f"{path}: {count} events, {_format_size(path.stat().st_size)}"]
+    lines = [f"{path}: {_quantity(count, 'event')}, {_format_size(path.stat().st_size)}"]
     if newest is not None:
         lines.append(f"newest: {describe_event(newest)}")
     if log.corrupt_lines:
-        lines.append(f"{log.corrupt_lines} corrupt lines were skipped")
+        verb = "was" if log.corrupt_lines == 1 else "were"
+        lines.append(f"{_quantity(log.corrupt_lines, 'corrupt line')} {verb} skipped")
     if settings.endpoint is not None and count:
         lines.append(
             "an endpoint is configured now, so new events go there; these were logged earlier"
@@ -1517,7 +1600,7 @@ def _check_event_log(settings: Settings) -> _Check:
 
 def _format_size(size: int) -> str:
     if size < 1024:
-        return f"{size} bytes"
+        return _quantity(size, "byte")
     if size < 1024 * 1024:
         return f"{size / 1024:.1f} KiB"
     return f"{size / (1024 * 1024):.1f} MiB"

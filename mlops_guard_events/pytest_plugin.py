@@ -264,18 +264,28 @@ def _marker_options(item: pytest.Item) -> tuple[dict[str, Any], bool]:
             " or False",
             pytrace=False,
         )
+    # pytest.fail runs after the except block, because inside it the failure would carry the
+    # TypeError as its context, and pytest would print the message twice.
+    problem = None
     try:
-        _check_configure_arguments(options, where=f"@pytest.mark.{MARKER}")
+        _check_configure_arguments(
+            options, where=f"@pytest.mark.{MARKER}", other_options=("allow_dropped",)
+        )
     except TypeError as error:
-        pytest.fail(str(error), pytrace=False)
+        problem = str(error)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
     return options, allow_dropped
 
 
 def _configure_from_marker(options: Mapping[str, Any]) -> None:
+    problem = None
     try:
         configure(**options)
     except ConfigurationError as error:
-        pytest.fail(f"invalid option in @pytest.mark.{MARKER}: {error}", pytrace=False)
+        problem = f"invalid option in @pytest.mark.{MARKER}: {error}"
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
 
 
 def _loss_counters() -> dict[str, int]:

@@ -535,24 +535,35 @@ def _configure_parameters() -> tuple[str, ...]:
     return tuple(inspect.signature(configure).parameters)
 
 
-def _check_configure_arguments(arguments: Mapping[str, object], *, where: str) -> None:
+def _check_configure_arguments(
+    arguments: Mapping[str, object], *, where: str, other_options: Sequence[str] = ()
+) -> None:
     """Raise TypeError naming `where` unless every key of `arguments` is a `configure()` option.
 
     Args:
         arguments: The keyword arguments meant for `configure()`.
         where: What passed them, for the message, such as "override_settings()".
+        other_options: Options that `where` takes besides those of `configure()`, which the
+            caller has removed from `arguments`. The message lists them first.
     """
     known = _configure_parameters()
     for name in arguments:
-        if name not in known:
+        if name in known:
+            continue
+        if other_options:
+            message = (
+                f"unknown option {name!r} in {where}: expected {' or '.join(other_options)}, or"
+                f" one of the configure() options {', '.join(known)}"
+            )
+        else:
             message = (
                 f"unknown configure() option {name!r} in {where}: expected one of"
                 f" {', '.join(known)}"
             )
-            suggestion = difflib.get_close_matches(name, known, n=1)
-            if suggestion:
-                message += f"; did you mean {suggestion[0]!r}?"
-            raise TypeError(message)
+        suggestion = difflib.get_close_matches(name, (*other_options, *known), n=1)
+        if suggestion:
+            message += f"; did you mean {suggestion[0]!r}?"
+        raise TypeError(message)
 
 
 def _settings_in_force() -> Settings | None:

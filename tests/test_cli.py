@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import queue
@@ -182,6 +183,23 @@ def start_receiver(spawn: Any) -> Any:
     return start
 
 
+def parser_paths() -> list[tuple[str, ...]]:
+    """Return the words that select the program, each command and each action."""
+    from mlops_guard_events.cli import build_parser
+
+    paths: list[tuple[str, ...]] = []
+
+    def visit(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
+        paths.append(words)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    visit(child, (*words, name))
+
+    visit(build_parser(), ())
+    return paths
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -229,6 +247,43 @@ def test_unknown_option_exits_2(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "unrecognized arguments: --no-such-option" in result.stderr
+
+
+@pytest.mark.parametrize("words", parser_paths(), ids=lambda words: " ".join(words) or "program")
+def test_verbose_on_every_parser(tmp_path: Path, words: tuple[str, ...]) -> None:
+    result = run_cli(tmp_path, *words, "--help")
+
+    assert result.returncode == 0
+    assert "-v, --verbose" in result.stdout
+
+
+def test_verbose_after_action(tmp_path: Path, receiver: RemoteEventsReceiver) -> None:
+    environment = cli_environment(tmp_path, DATAROBOT_ENDPOINT=receiver.endpoint)
+
+    result = run_cli(tmp_path, "spool", "replay", "-v", environment=environment)
+
+    assert result.returncode == 0, result.stderr
+    assert "nothing to replay" in result.stdout
+
+
+def test_verbose_counts_every_level(tmp_path: Path, receiver: RemoteEventsReceiver) -> None:
+    fill_spool(tmp_path, 1)
+    environment = cli_environment(tmp_path, DATAROBOT_ENDPOINT=receiver.endpoint)
+
+    result = run_cli(tmp_path, "-v", "spool", "-v", "replay", environment=environment)
+
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG mlops_guard_events" in result.stderr
+
+
+def test_single_verbose_logs_no_debug(tmp_path: Path, receiver: RemoteEventsReceiver) -> None:
+    fill_spool(tmp_path, 1)
+    environment = cli_environment(tmp_path, DATAROBOT_ENDPOINT=receiver.endpoint)
+
+    result = run_cli(tmp_path, "spool", "replay", "-v", environment=environment)
+
+    assert result.returncode == 0, result.stderr
+    assert "DEBUG" not in result.stderr
 
 
 def test_console_script_entry_point(tmp_path: Path) -> None:
@@ -837,7 +892,7 @@ def test_doctor_wrong_token_exits_1(tmp_path: Path, version_server: str) -> None
 
     assert result.returncode == 1
     assert "the endpoint rejected the API token" in result.stdout
-    assert "1 check(s) failed: Endpoint" in result.stdout
+    assert "1 check failed: Endpoint" in result.stdout
 
 
 def test_doctor_wrong_path_exits_1(tmp_path: Path, version_server: str) -> None:
@@ -862,6 +917,65 @@ def test_doctor_local_receiver_ok(tmp_path: Path, receiver: RemoteEventsReceiver
     assert "the endpoint is a local `mlops-guard-events receiver`" in result.stdout
 
 
+def start_receiver_with_token(tmp_path: Path, start_receiver: Any) -> str:
+    """Start `receiver` with --token-file holding "right-token" and return its endpoint."""
+    token_file = tmp_path / "token"
+    token_file.write_text("right-token\n")
+    _, endpoint = start_receiver("--token-file", str(token_file))
+    return str(endpoint)
+
+
+def test_doctor_receiver_right_token(tmp_path: Path, start_receiver: Any) -> None:
+    endpoint = start_receiver_with_token(tmp_path, start_receiver)
+    environment = cli_environment(
+        tmp_path, DATAROBOT_ENDPOINT=endpoint, DATAROBOT_API_TOKEN="right-token"
+    )
+
+    result = run_cli(tmp_path, "doctor", environment=environment)
+
+    assert result.returncode == 0, result.stdout
+    assert f"GET {endpoint}/version/ -> HTTP 200" in result.stdout
+
+
+def test_doctor_receiver_wrong_token_exits_1(tmp_path: Path, start_receiver: Any) -> None:
+    endpoint = start_receiver_with_token(tmp_path, start_receiver)
+    environment = cli_environment(
+        tmp_path, DATAROBOT_ENDPOINT=endpoint, DATAROBOT_API_TOKEN="wrong-token"
+    )
+
+    result = run_cli(tmp_path, "doctor", environment=environment)
+
+    assert result.returncode == 1
+    assert f"GET {endpoint}/version/ -> HTTP 401" in result.stdout
+    assert "receiver` rejected the API token: set DATAROBOT_API_TOKEN" in result.stdout
+    assert "1 check failed: Endpoint" in result.stdout
+
+
+def test_doctor_receiver_no_token_exits_1(tmp_path: Path, start_receiver: Any) -> None:
+    endpoint = start_receiver_with_token(tmp_path, start_receiver)
+    environment = cli_environment(tmp_path, DATAROBOT_ENDPOINT=endpoint)
+
+    result = run_cli(tmp_path, "doctor", environment=environment)
+
+    assert result.returncode == 1
+    assert "receiver` requires an API token: set DATAROBOT_API_TOKEN" in result.stdout
+
+
+def test_doctor_receiver_404_exits_1(tmp_path: Path, start_receiver: Any) -> None:
+    endpoint = start_receiver_with_token(tmp_path, start_receiver)
+    environment = cli_environment(
+        tmp_path,
+        DATAROBOT_ENDPOINT=endpoint.removesuffix("/api/v2"),
+        DATAROBOT_API_TOKEN="right-token",
+    )
+
+    result = run_cli(tmp_path, "doctor", environment=environment)
+
+    assert result.returncode == 1
+    assert "-> HTTP 404" in result.stdout
+    assert "receiver` has no API at this URL" in result.stdout
+
+
 def test_doctor_unreachable_exits_1(tmp_path: Path) -> None:
     environment = cli_environment(
         tmp_path, DATAROBOT_ENDPOINT=f"http://127.0.0.1:{free_port()}/api/v2"
@@ -879,8 +993,16 @@ def test_doctor_reports_event_log(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "doctor")
 
     assert result.returncode == 0
-    assert "events.jsonl: 2 events" in result.stdout
+    assert "events.jsonl: 2 events," in result.stdout
     assert "newest:" in result.stdout
+
+
+def test_doctor_event_log_one_event(tmp_path: Path) -> None:
+    write_event_log(tmp_path, "one")
+
+    result = run_cli(tmp_path, "doctor")
+
+    assert "events.jsonl: 1 event," in result.stdout
 
 
 def test_doctor_invalid_configuration_exits_1(tmp_path: Path) -> None:
@@ -922,8 +1044,16 @@ def test_spool_show_counts(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "spool", "show")
 
     assert result.returncode == 0
-    assert "3 events in 1 segment files" in result.stdout
+    assert "3 events in 1 segment file," in result.stdout
     assert "oldest event: 2026-01-31T12:00:00.000000+00:00" in result.stdout
+
+
+def test_spool_show_one_event(tmp_path: Path) -> None:
+    fill_spool(tmp_path, 1)
+
+    result = run_cli(tmp_path, "spool", "show")
+
+    assert "1 event in 1 segment file," in result.stdout
 
 
 def test_spool_replay_delivers(tmp_path: Path, receiver: RemoteEventsReceiver) -> None:
@@ -935,6 +1065,7 @@ def test_spool_replay_delivers(tmp_path: Path, receiver: RemoteEventsReceiver) -
     assert result.returncode == 0, result.stderr
     assert "replayed 3 of 3 events" in result.stdout
     assert "delivered 3;" in result.stdout
+    assert "0 left in the spool" in result.stdout
     titles = [event["title"] for event in receiver.wait_for_events(3, timeout_seconds=10)]
     assert titles == ["spooled 0", "spooled 1", "spooled 2"]
     assert "empty" in run_cli(tmp_path, "spool", environment=environment).stdout
@@ -951,8 +1082,32 @@ def test_spool_replay_failing_exits_1(tmp_path: Path) -> None:
         result = run_cli(tmp_path, "spool", "replay", environment=environment)
 
     assert result.returncode == 1
-    assert "2 events are still spooled" in result.stderr
-    assert "2 events in 1 segment files" in run_cli(tmp_path, "spool").stdout
+    assert "2 events remain in the spool: delivery failed" in result.stderr
+    assert "2 events in 1 segment file," in run_cli(tmp_path, "spool").stdout
+
+
+def test_spool_replay_timeout_message(tmp_path: Path) -> None:
+    from mlops_guard_events._receiver import Faults
+
+    fill_spool(tmp_path, 2)
+    # Each request waits 2 s in the receiver, so the 0.5 s --timeout passes during the first.
+    with RemoteEventsReceiver(faults=Faults(latency_seconds=2.0)) as slow:
+        environment = cli_environment(tmp_path, DATAROBOT_ENDPOINT=slow.endpoint)
+        result = run_cli(tmp_path, "spool", "replay", "--timeout", "0.5", environment=environment)
+
+    assert result.returncode == 1
+    assert "in the spool: delivery failed" in result.stderr
+    assert "the --timeout of 0.5 s was reached" in result.stderr
+    assert "`mlops-guard-events spool replay` again" in result.stderr
+    assert "see the warnings above" not in result.stderr
+
+
+def test_spool_replay_help_timeout(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "spool", "replay", "--help")
+
+    help_text = " ".join(result.stdout.split())
+    assert "A request already started is not cut off" in help_text
+    assert "up to the connect and read timeouts" in help_text
 
 
 def test_spool_replay_rejected_dropped(tmp_path: Path) -> None:
@@ -974,7 +1129,7 @@ def test_spool_replay_needs_endpoint(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert "no endpoint is configured" in result.stderr
-    assert "1 events in 1 segment files" in run_cli(tmp_path, "spool").stdout
+    assert "1 event in 1 segment file," in run_cli(tmp_path, "spool").stdout
 
 
 def test_spool_replay_to_event_log(tmp_path: Path) -> None:
@@ -1011,8 +1166,9 @@ def test_spool_purge_needs_yes(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "spool", "purge")
 
     assert result.returncode == 2
+    assert "purging deletes 1 undelivered event;" in result.stderr
     assert "add --yes" in result.stderr
-    assert "1 events in 1 segment files" in run_cli(tmp_path, "spool").stdout
+    assert "1 event in 1 segment file," in run_cli(tmp_path, "spool").stdout
 
 
 def test_spool_invalid_timeout_exits_2(tmp_path: Path) -> None:
@@ -1028,5 +1184,5 @@ def test_doctor_reports_spool(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "doctor")
 
     assert result.returncode == 0
-    assert "2 events in 1 segment files" in result.stdout
+    assert "2 events in 1 segment file," in result.stdout
     assert "spool replay" in result.stdout

@@ -277,10 +277,45 @@ def test_marked():
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*unknown configure() option 'deploymentid' in @pytest.mark.mlops_guard_events:"
-            " expected one of endpoint, *; did you mean 'deployment_id'?",
+            "*unknown option 'deploymentid' in @pytest.mark.mlops_guard_events: expected"
+            " allow_dropped, or one of the configure() options endpoint, *; did you mean"
+            " 'deployment_id'?",
         ]
     )
+
+
+def test_marker_unknown_option_once(pytester: pytest.Pytester) -> None:
+    write_tests(
+        pytester,
+        """
+@pytest.mark.mlops_guard_events(no_such_option=1)
+def test_marked(captured_events):
+    pass
+""",
+    )
+    result = run_pytest(pytester)
+    # The short test summary repeats the message cut to the terminal's width, after "ERROR".
+    messages = [
+        line for line in result.outlines if line.startswith("unknown option 'no_such_option'")
+    ]
+    result.assert_outcomes(errors=1)
+    assert len(messages) == 1
+    assert "expected allow_dropped, or one of the configure() options" in messages[0]
+    assert "During handling of the above exception" not in result.stdout.str()
+
+
+def test_marker_suggests_allow_dropped(pytester: pytest.Pytester) -> None:
+    write_tests(
+        pytester,
+        """
+@pytest.mark.mlops_guard_events(allow_drop=True)
+def test_marked():
+    pass
+""",
+    )
+    result = run_pytest(pytester)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*unknown option 'allow_drop' *; did you mean 'allow_dropped'?"])
 
 
 def test_marker_invalid_value(pytester: pytest.Pytester) -> None:
@@ -300,6 +335,8 @@ def test_marked():
             " expected an integer, 1 or more",
         ]
     )
+    # The ConfigurationError, shown again as the context of the failure, would repeat the message.
+    assert "During handling of the above exception" not in result.stdout.str()
 
 
 def test_marker_positional_argument(pytester: pytest.Pytester) -> None:
