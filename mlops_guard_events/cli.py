@@ -1134,8 +1134,8 @@ def _describe_spool(summary: SpoolSummary) -> list[str]:
         lines.append(f"oldest event: {summary.oldest_timestamp}")
     if summary.unreadable_segments:
         lines.append(
-            f"{summary.unreadable_segments} segment files have an unknown format and are left"
-            " alone: a newer version of this library wrote them, or they are not spool files"
+            f"{_quantity(summary.unreadable_segments, 'segment file')} with an unknown format"
+            " left alone: a newer version of this library wrote them, or they are not spool files"
         )
     return lines
 

@@ -288,7 +288,9 @@ def _format_events(
         label = " matches" if label_matches and matched else ""
         lines.extend(_format_event(index, event, expectations, label=label))
     if len(events) > _MAX_EVENTS_SHOWN:
-        lines.append(f"  ... and {len(events) - _MAX_EVENTS_SHOWN} more events not shown")
+        hidden = len(events) - _MAX_EVENTS_SHOWN
+        noun = "event" if hidden == 1 else "events"
+        lines.append(f"  ... and {hidden} more {noun} not shown")
     return lines
 
 

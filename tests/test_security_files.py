@@ -200,4 +200,4 @@ def test_newer_spool_format_left_alone(
 
     monkeypatch.setenv("MLOPS_GUARD_EVENTS_STATE_DIR", str(state_dir))
     assert cli.main(["spool", "show"]) == cli.EXIT_OK
-    assert "1 segment files have an unknown format" in capsys.readouterr().out
+    assert "1 segment file with an unknown format" in capsys.readouterr().out

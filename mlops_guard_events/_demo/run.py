@@ -111,7 +111,8 @@ def run_demo(*, seed: int, events_file: Path | None, out: TextIO) -> int:
         try:
             outcomes = _run_pipeline(prompts, backend.url, out)
             pending = flush(FLUSH_TIMEOUT_SECONDS)
-            _stage(out, 6, f"flushed the event queue: {pending} events still pending")
+            noun = "event" if pending == 1 else "events"
+            _stage(out, 6, f"flushed the event queue: {pending} {noun} still pending")
         finally:
             shutdown(FLUSH_TIMEOUT_SECONDS)
             reset_settings()
