@@ -11,11 +11,15 @@ imports it.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
+# Importing `typing` would take longer than the rest of this module, about 7 ms of 8 ms on
+# CPython 3.11. Type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._config import Settings, configure
     from ._event import ModerationEvent, ModerationEventType
     from ._report import MLOpsEvent, report_moderation_event

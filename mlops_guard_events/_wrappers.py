@@ -14,8 +14,9 @@ import enum
 import functools
 import inspect
 import sys
+import types
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import wrapt
 
@@ -91,6 +92,62 @@ class GuardedFunction(_FunctionWrapper):
         return self
 
 
+# Called directly rather than through a class or an instance, wrapt's proxy looks up `__self__`
+# on the wrapped object on every call, to find the instance of a bound method. On a plain
+# function that lookup fails, and building and discarding its AttributeError is most of
+# wrapt's cost per call: about 350 ns of 480 ns with wrapt 2.5 on CPython 3.11. A plain function
+# has no instance, so the two classes below do the wrapper's work in their own `__call__` with
+# no instance, as wrapt does after the failed lookup, and save the wrapper's frame as well.
+# Methods still bind through wrapt's descriptor and call the wrapper, unchanged.
+#
+# A Python `__call__` costs more on CPython 3.10 than on 3.11. We timed both calls of one
+# guarded function on 3.10.13 (wrapt 2.5, 2-core AMD EPYC). The direct call saved about 160 ns
+# a call for a regular function, but cost about 200 ns more for a coroutine function, so 3.10
+# keeps wrapt's call for coroutine functions. Other kinds of callable always keep wrapt's call.
+_DIRECT_COROUTINE_CALLS: Final = sys.version_info >= (3, 11)
+
+
+class _DirectlyGuardedFunction(GuardedFunction):
+    """A guarded plain regular function without a `blocked` check, called without wrapt.
+
+    `__call__` does what `_function_wrapper` does for a call without an instance. The `except`
+    expression is evaluated only when the call raises, so a call that returns reads one
+    attribute, `__wrapped__`.
+    """
+
+    def __init__(self, wrapped: Any, wrapper: Wrapper, reporter: EventReporter[Any]) -> None:
+        super().__init__(wrapped, wrapper)
+        self._self_reporter = reporter
+        self._self_caught = reporter.caught
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.__wrapped__(*args, **kwargs)
+        except self._self_caught as error:
+            reporter = self._self_reporter
+            if isinstance(error, reporter.passed_through) or not reporter.report_failure(
+                error, None, args, kwargs
+            ):
+                raise
+            return reporter.fallback_for(error)
+
+
+class _DirectlyGuardedCoroutineFunction(GuardedFunction):
+    """A guarded plain coroutine function, called without wrapt.
+
+    `__call__` does what the wrapper from `_coroutine_wrapper` does for a call without an
+    instance: `guard` is the coroutine function that awaits the call, already named.
+    """
+
+    def __init__(self, wrapped: Any, wrapper: Wrapper, guard: Wrapper) -> None:
+        super().__init__(wrapped, wrapper)
+        self._self_guard = guard
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        awaitable = self.__wrapped__(*args, **kwargs)
+        return self._self_guard(_PendingCall(awaitable), None, args, kwargs)
+
+
 def wrap(reporter: EventReporter[Any], wrapped: Any) -> GuardedFunction:
     """Wrap `wrapped` so that `reporter` reports its failures and blocked results.
 
@@ -104,14 +161,25 @@ def wrap(reporter: EventReporter[Any], wrapped: Any) -> GuardedFunction:
             f" {kind.value}: a timeout applies only to coroutine functions and `async with`;"
             " remove timeout, or make the function `async def`"
         )
+    # wrapt calls a function that has a `__self__` attribute of its own as a bound method, so
+    # such a function keeps wrapt's call.
+    plain_function = type(wrapped) is types.FunctionType and "__self__" not in wrapped.__dict__
+    direct = plain_function and not reporter.has_enabled_callable
+
     if kind is CallableKind.COROUTINE_FUNCTION:
-        wrapper = _coroutine_wrapper(reporter)
+        guard = _coroutine_guard(reporter, wrapped)
+        wrapper = _coroutine_wrapper(guard, named=type(wrapped) is types.FunctionType)
+        if direct and _DIRECT_COROUTINE_CALLS:
+            return _DirectlyGuardedCoroutineFunction(wrapped, wrapper, guard)
     elif kind is CallableKind.GENERATOR_FUNCTION:
         wrapper = _generator_wrapper(reporter)
     elif kind is CallableKind.ASYNC_GENERATOR_FUNCTION:
         wrapper = _async_generator_wrapper(reporter)
     else:
         wrapper = _function_wrapper(reporter)
+        if direct and not reporter.checks_results:
+            return _DirectlyGuardedFunction(wrapped, wrapper, reporter)
+
     enabled = reporter.is_enabled if reporter.has_enabled_callable else None
     return GuardedFunction(wrapped, wrapper, enabled)
 
@@ -165,7 +233,12 @@ def _function_wrapper(reporter: EventReporter[Any]) -> Wrapper:
     return call_and_check
 
 
-def _coroutine_wrapper(reporter: EventReporter[Any]) -> Wrapper:
+def _coroutine_guard(reporter: EventReporter[Any], wrapped: Any) -> Wrapper:
+    """Return the coroutine function that awaits a call of `wrapped` and reports its failure.
+
+    It is named after `wrapped` when that is a plain function, so that a warning about a
+    coroutine never awaited, and the repr of a task, name the decorated function.
+    """
     caught = reporter.caught
     passed_through = reporter.passed_through
     report_failure = reporter.report_failure
@@ -176,8 +249,10 @@ def _coroutine_wrapper(reporter: EventReporter[Any]) -> Wrapper:
     async def await_guarded(
         call: _PendingCall, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        # Taken inline rather than through a method, which would cost about 30 ns a call.
+        awaitable, call.awaitable = call.awaitable, None
         try:
-            result = await call.awaitable
+            result = await awaitable
         except caught as error:
             if isinstance(error, passed_through) or not report_failure(
                 error, instance, args, kwargs
@@ -191,14 +266,31 @@ def _coroutine_wrapper(reporter: EventReporter[Any]) -> Wrapper:
     guard: Wrapper = await_guarded
     if timeout is not None:
         guard = _deadline_guard(reporter, timeout, await_guarded)
+    # A coroutine takes its name from its function, so naming the function here names every
+    # coroutine it creates.
+    if type(wrapped) is types.FunctionType:
+        guard.__name__ = wrapped.__name__
+        guard.__qualname__ = wrapped.__qualname__
+    return guard
+
+
+def _coroutine_wrapper(guard: Wrapper, *, named: bool) -> Wrapper:
+    """Return the wrapt wrapper that calls the coroutine function and guards its coroutine.
+
+    Args:
+        guard: The coroutine function from `_coroutine_guard`.
+        named: Whether `guard` already has the decorated function's name. A callable object's
+            coroutine is named after its `__call__` method, known only once it is called, so
+            the name is copied from each coroutine instead.
+    """
 
     def call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         # Calling the coroutine function here, not inside the coroutine below, keeps an
         # argument error where it was: raised by the call, not by the first await.
         awaitable = wrapped(*args, **kwargs)
         guarding = guard(_PendingCall(awaitable), instance, args, kwargs)
-        # Give the guarding coroutine the decorated function's name, which a warning about a
-        # coroutine never awaited and the repr of its task show.
+        if named:
+            return guarding
         qualified_name = getattr(awaitable, "__qualname__", None)
         if isinstance(qualified_name, str):
             guarding.__qualname__ = qualified_name
@@ -214,7 +306,8 @@ class _PendingCall:
     A guarding coroutine that is closed before it starts, as a task cancelled before its
     first step is, never awaits the decorated function's coroutine. Without this, Python
     would warn "coroutine ... was never awaited", which it does not for the undecorated
-    function in the same situation.
+    function in the same situation. Once the guarding coroutine takes the awaitable to await
+    it, closing the guarding coroutine closes the awaitable too, so nothing is left to close.
     """
 
     __slots__ = ("awaitable",)
@@ -223,8 +316,11 @@ class _PendingCall:
         self.awaitable = awaitable
 
     def __del__(self) -> None:
-        # Closing a coroutine that was awaited to its end, or never started, runs no code.
-        close = getattr(self.awaitable, "close", None)
+        awaitable = self.awaitable
+        if awaitable is None:
+            return
+        # Closing a coroutine that never started runs no code.
+        close = getattr(awaitable, "close", None)
         if close is not None:
             close()
 
@@ -251,8 +347,9 @@ def _deadline_guard(
                 with_traceback=False,
             )
             return await await_guarded(call, instance, args, kwargs)
+        awaitable, call.awaitable = call.awaitable, None
         try:
-            result = await call.awaitable
+            result = await awaitable
         except BaseException as error:
             if deadline.stop(error):
                 timeout_error = new_timeout_error(timeout)
