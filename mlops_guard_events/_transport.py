@@ -137,6 +137,12 @@ class HttpTransport:
             if isinstance(settings.ssl_verify, str)
             else settings.ssl_verify
         )
+        if self._verify is True:
+            # Sessions do not read the environment (see _new_session), so honour the CA bundle
+            # variables that requests itself would read.
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                self._verify = bundle
         self._headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -273,6 +279,11 @@ class HttpTransport:
         import requests  # already imported by load_requests, under its fork-safe lock
 
         session = requests.Session()
+        # With trust_env on, requests reads the proxy variables on every request, about a
+        # quarter of its time per event, and lets a ~/.netrc entry for the host replace the
+        # Authorization header. So the environment's proxies are read once, here.
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self.url))
         session.headers.update(self._headers)
         session.headers["User-Agent"] = (
             f"mlops-guard-events/{__version__} python-requests/{requests.__version__}"

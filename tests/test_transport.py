@@ -1050,3 +1050,45 @@ def test_event_log_usable_in_forked_child(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert list(EventLog(path).read()) == [BODY]
+
+
+# The environment: proxies, ~/.netrc and the CA bundle variables.
+
+
+def test_netrc_does_not_replace_token(
+    receiver: RemoteEventsReceiver, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password netrc-password\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+    with HttpTransport(Settings(endpoint=receiver.endpoint, api_token=TOKEN)) as transport:
+        transport.post(BODY)
+
+    assert receiver.requests()[0].header("Authorization") == f"Bearer {TOKEN}"
+
+
+def test_proxy_variable_is_honoured(
+    receiver: RemoteEventsReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RemoteEventsReceiver() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        with HttpTransport(Settings(endpoint=receiver.endpoint)) as transport:
+            transport.post(BODY)
+
+        assert receiver.requests() == []
+        assert proxy.requests()[0].path.startswith(f"http://127.0.0.1:{receiver.port}/")
+
+
+def test_ca_bundle_variable_is_honoured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("not read by this test\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+
+    transport = HttpTransport(Settings(endpoint="https://dr.example.com/api/v2"))
+
+    assert transport._verify == str(bundle)
