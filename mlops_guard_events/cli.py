@@ -1193,6 +1193,7 @@ REPLAY_POLL_SECONDS: Final = 0.2
 
 def _run_spool_replay(args: argparse.Namespace) -> int:
     from ._config import current_settings
+    from ._stats import stats
 
     settings = current_settings()
     if settings.events_url is None and not args.to_event_log:
@@ -1208,14 +1209,17 @@ def _run_spool_replay(args: argparse.Namespace) -> int:
 
     target = settings.events_url or f"the local event log {settings.event_log_path}"
     _print(f"replaying {_quantity(before.events, 'spooled event')} to {target}")
+    counters_before = stats()
     delivered = _replay_with_progress(before.events, timeout_seconds=args.timeout)
+    counters_after = stats()
 
     after = _spool_summary(settings)
-    rejected = before.events - delivered - after.events
-    _print(
-        f"delivered {delivered}; dropped {max(rejected, 0)} that the server rejected for good;"
-        f" {after.events} left in the spool"
-    )
+    rejected = counters_after["rejected"] - counters_before["rejected"]
+    corrupt = counters_after["dropped_spool_corrupt"] - counters_before["dropped_spool_corrupt"]
+    summary = f"delivered {delivered}; dropped {rejected} that the server rejected for good"
+    if corrupt:
+        summary += f" and {corrupt} corrupt spool {'line' if corrupt == 1 else 'lines'}"
+    _print(f"{summary}; {after.events} left in the spool")
     if after.events:
         # The replay does not say why it stopped, and it logs a warning only when the retries
         # of one event ran out, so the message names every cause.

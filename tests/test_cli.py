@@ -1071,6 +1071,20 @@ def test_spool_replay_delivers(tmp_path: Path, receiver: RemoteEventsReceiver) -
     assert "empty" in run_cli(tmp_path, "spool", environment=environment).stdout
 
 
+def test_spool_replay_names_corrupt_lines(tmp_path: Path, receiver: RemoteEventsReceiver) -> None:
+    fill_spool(tmp_path, 2)
+    segment = next((tmp_path / "state" / "spool").iterdir())
+    with segment.open("a", encoding="utf-8") as file:
+        file.write('{"eventType": garbage\n')
+    environment = cli_environment(tmp_path, DATAROBOT_ENDPOINT=receiver.endpoint)
+
+    result = run_cli(tmp_path, "spool", "replay", environment=environment)
+
+    assert "delivered 2; dropped 0 that the server rejected for good" in result.stdout
+    assert "and 1 corrupt spool line;" in result.stdout
+    assert len(receiver.requests()) == 2
+
+
 def test_spool_replay_failing_exits_1(tmp_path: Path) -> None:
     from mlops_guard_events._receiver import Faults
 
