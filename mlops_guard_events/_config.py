@@ -17,9 +17,10 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ._scrub import BeforeSend, compile_patterns
+if TYPE_CHECKING:
+    from ._scrub import BeforeSend
 from .exceptions import ConfigurationError
 
 __all__ = [
@@ -154,8 +155,14 @@ class Settings:
 
     def __post_init__(self) -> None:
         # Patterns given as strings, or in a list, are compiled here, so each event only
-        # runs them.
-        object.__setattr__(self, "redact_patterns", compile_patterns(self.redact_patterns))
+        # runs them. The scrubbing module is imported only then, to keep imports cheap.
+        if self.redact_patterns == ():
+            patterns: tuple[re.Pattern[str], ...] = ()
+        else:
+            from ._scrub import compile_patterns
+
+            patterns = compile_patterns(self.redact_patterns)
+        object.__setattr__(self, "redact_patterns", patterns)
         _validate(self)
         if self.event_log_path is None:
             object.__setattr__(self, "event_log_path", self.state_dir / "events.jsonl")

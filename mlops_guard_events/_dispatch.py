@@ -11,7 +11,6 @@ from collections.abc import Callable
 from . import _clock, _stats
 from ._config import current_settings
 from ._event import ModerationEvent, ModerationEventType
-from ._scrub import prepare_event
 
 __all__ = [
     "EventSink",
@@ -81,6 +80,8 @@ def submit(event: ModerationEvent) -> bool:
     try:
         sinks = _sinks
         if sinks:
+            from ._scrub import prepare_event  # imported on first use, to keep imports cheap
+
             _stats.count("submitted")
             prepared = prepare_event(event, current_settings())
             if prepared is None:

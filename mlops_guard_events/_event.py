@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import enum
 import re
 from collections.abc import Callable, Mapping
@@ -80,6 +79,8 @@ def _closest_event_type(text: str) -> ModerationEventType | None:
         return re.sub(r"[^a-z]", "", word.lower())
 
     by_key = {squash(member.value): member for member in ModerationEventType}
+    import difflib  # only an invalid event type needs it, so imports stay cheap
+
     matches = difflib.get_close_matches(squash(text), list(by_key), n=1, cutoff=0.6)
     return by_key[matches[0]] if matches else None
 

@@ -77,3 +77,9 @@ def test_decorators_load_without_requests() -> None:
     loaded = _modules_after("from mlops_guard_events import guard_events")
     assert "wrapt" in loaded
     assert "requests" not in loaded
+
+
+def test_decorators_defer_scrubbing_and_difflib() -> None:
+    loaded = _modules_after("from mlops_guard_events import guard_events")
+    assert "mlops_guard_events._scrub" not in loaded
+    assert "difflib" not in loaded
