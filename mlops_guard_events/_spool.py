@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from . import _stats
+from ._files import make_private_directory, write_all
 from .exceptions import SpoolError
 
 try:
@@ -474,7 +475,7 @@ class Spool:
         except OSError as error:
             raise _write_error(temporary, error) from error
         try:
-            _write_all(descriptor, data)
+            write_all(descriptor, data)
         except OSError as error:
             os.close(descriptor)
             os.unlink(temporary)
@@ -554,8 +555,8 @@ class Spool:
         if self._prepared:
             return
         try:
-            _make_private_directory(self.directory.parent)
-            _make_private_directory(self.directory)
+            make_private_directory(self.directory.parent)
+            make_private_directory(self.directory)
             info = os.lstat(self.directory)
         except OSError as error:
             raise SpoolError(
@@ -617,18 +618,6 @@ class Spool:
 # File helpers
 
 
-def _make_private_directory(directory: Path) -> None:
-    if directory.is_dir():
-        return
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        directory.mkdir(mode=0o700)
-    except FileExistsError:
-        return
-    # mkdir applies the umask; set 0700 exactly on the directory this call created.
-    os.chmod(directory, 0o700)
-
-
 def _try_lock(descriptor: int) -> bool:
     if fcntl is None:  # pragma: no cover - Windows
         return True
@@ -670,13 +659,6 @@ def _read_all(descriptor: int) -> bytes:
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
-
-
-def _write_all(descriptor: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(descriptor, view)
-        view = view[written:]
 
 
 def _close_quietly(descriptor: int) -> None:

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from . import _stats
+from ._files import make_private_directory, write_all
 from ._retry import RetryPolicy, parse_retry_after
 from ._scrub import redact_text
 from ._version import __version__
@@ -566,7 +567,7 @@ class EventLog:
         with self._lock:
             descriptor = self._open_for_append()
             try:
-                _write_all(descriptor, line)
+                write_all(descriptor, line)
             except OSError as error:
                 raise SpoolError(
                     f"cannot write to the event log {str(self.path)!r}: {error.strerror or error};"
@@ -606,7 +607,7 @@ class EventLog:
     def _open_for_append(self) -> int:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC
         try:
-            _make_private_directory(self.path.parent)
+            make_private_directory(self.path.parent)
             try:
                 descriptor = os.open(self.path, flags | os.O_EXCL, 0o600)
             except FileExistsError:
@@ -667,25 +668,6 @@ def _decode_line(raw: bytes) -> dict[str, Any] | None:
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
     return body if isinstance(body, dict) else None
-
-
-def _write_all(descriptor: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(descriptor, view)
-        view = view[written:]
-
-
-def _make_private_directory(directory: Path) -> None:
-    if directory.is_dir():
-        return
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        directory.mkdir(mode=0o700)
-    except FileExistsError:
-        return
-    # mkdir applies the umask; set 0700 exactly on the directory this call created.
-    os.chmod(directory, 0o700)
 
 
 def _warn_first_use(path: Path) -> None:
