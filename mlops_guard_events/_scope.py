@@ -21,7 +21,6 @@ import os
 import reprlib
 import sys
 import threading
-import time
 from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Final, Generic, ParamSpec, TypeVar, overload
@@ -78,8 +77,7 @@ _NO_RESULT: Final = _Sentinel.NO_RESULT
 LOG_INTERVAL: Final = 60.0
 """Seconds between two log records about the same kind of failure inside reporting."""
 
-_last_logged: dict[str, float] = {}
-_last_logged_lock = threading.Lock()
+_failure_log = _stats.LogThrottle(LOG_INTERVAL)
 
 RUNTIME_ERROR: Final = ModerationEventType.MODERATION_MODEL_RUNTIME_ERROR
 CONFIG_ERROR: Final = ModerationEventType.MODERATION_MODEL_CONFIG_ERROR
@@ -472,13 +470,7 @@ class EventReporter(Generic[F]):
             with_traceback: Whether to log the traceback of the exception being handled.
         """
         _stats.count("reporting_errors")
-        now = time.monotonic()
-        with _last_logged_lock:
-            last = _last_logged.get(kind)
-            due = last is None or now - last >= LOG_INTERVAL
-            if due:
-                _last_logged[kind] = now
-        if not due:
+        if not _failure_log.allow(kind):
             return
         failure = sys.exc_info()[1]
         if with_traceback and failure is not None:
@@ -621,15 +613,14 @@ _scopes_in_context: contextvars.ContextVar[tuple[EventScope[Any], ...]] = contex
 _other_context_lock = threading.Lock()
 
 
-def _reset_locks_after_fork() -> None:
-    # A fork while another thread held one of these locks would leave it held in the child.
-    global _last_logged_lock, _other_context_lock
-    _last_logged_lock = threading.Lock()
+def _reset_lock_after_fork() -> None:
+    # A fork while another thread held this lock would leave it held in the child.
+    global _other_context_lock
     _other_context_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_locks_after_fork)
+    os.register_at_fork(after_in_child=_reset_lock_after_fork)
 
 
 def _open_scope(reporter: EventReporter[F], *, asynchronous: bool) -> EventScope[F]:

@@ -35,10 +35,8 @@ import binascii
 import contextlib
 import dataclasses
 import logging
-import os
 import re
 import threading
-import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Final
@@ -365,8 +363,7 @@ class _HookState(threading.local):
 
 
 _hook_state = _HookState()
-_log_lock = threading.Lock()
-_last_logged: dict[str, float] = {}
+_failure_log = _stats.LogThrottle(_LOG_INTERVAL_SECONDS)
 
 
 def prepare_event(event: ModerationEvent, settings: Settings) -> ModerationEvent | None:
@@ -433,12 +430,8 @@ def _describe_error(error: BaseException) -> str:
 
 def _log_failure(key: str, description: str) -> None:
     """Log `description` at ERROR, at most once a minute for each `key`."""
-    now = time.monotonic()
-    with _log_lock:
-        last = _last_logged.get(key)
-        if last is not None and now - last < _LOG_INTERVAL_SECONDS:
-            return
-        _last_logged[key] = now
+    if not _failure_log.allow(key):
+        return
     # A broken logging handler must not reach the guarded code either.
     with contextlib.suppress(Exception):
         logger.error(
@@ -450,15 +443,4 @@ def _log_failure(key: str, description: str) -> None:
 
 def reset_log_limits() -> None:
     """Forget when failures were last logged, so the next one is logged; for tests."""
-    with _log_lock:
-        _last_logged.clear()
-
-
-def _reset_lock_after_fork() -> None:
-    global _log_lock
-    # The parent's lock may have been held by a thread that does not exist in the child.
-    _log_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_lock_after_fork)
+    _failure_log.reset()

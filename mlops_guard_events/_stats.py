@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["DROP_REASONS", "count", "count_drop", "reset_counters", "stats"]
+__all__ = ["DROP_REASONS", "LogThrottle", "count", "count_drop", "reset_counters", "stats"]
 
 logger = logging.getLogger("mlops_guard_events")
 
@@ -98,3 +100,41 @@ def reset_counters() -> None:
     _lock = threading.Lock()
     _counters = Counter()
     _last_warning = -WARNING_INTERVAL
+
+
+class LogThrottle:
+    """A limit of one log record per key per interval, so a repeated failure cannot flood logs."""
+
+    def __init__(self, interval: float = WARNING_INTERVAL) -> None:
+        self._interval = interval
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+        _throttles.add(self)
+
+    def allow(self, key: str) -> bool:
+        """Return whether a record for `key` may be logged now, and if so, start a new interval."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval:
+                return False
+            self._last[key] = now
+            return True
+
+    def reset(self) -> None:
+        """Forget every key, so the next record of each is logged; also re-create the lock."""
+        self._last = {}
+        self._lock = threading.Lock()
+
+
+_throttles: weakref.WeakSet[LogThrottle] = weakref.WeakSet()
+
+
+def _reset_throttles_after_fork() -> None:
+    # A parent thread may have held a throttle's lock at the fork; the child needs new ones.
+    for throttle in list(_throttles):
+        throttle.reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_throttles_after_fork)

@@ -210,25 +210,7 @@ class _Outcome(enum.Enum):
     RETRY = "retry"
 
 
-class _LogThrottle:
-    """A limit of one log message per key per interval, so a failing endpoint cannot flood logs."""
-
-    def __init__(self, interval: float = _LOG_INTERVAL_SECONDS) -> None:
-        self._interval = interval
-        self._last: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            last = self._last.get(key)
-            if last is not None and now - last < self._interval:
-                return False
-            self._last[key] = now
-            return True
-
-
-_throttle = _LogThrottle()
+_throttle = _stats.LogThrottle(_LOG_INTERVAL_SECONDS)
 
 
 def _send(sender: _Sender, body: Mapping[str, Any]) -> tuple[_Outcome, EventDeliveryError | None]:

@@ -60,6 +60,6 @@ def fresh_worker() -> Iterator[None]:
     _stats.reset_counters()
     # The worker logs each kind of failure at most once a minute, process-wide; a test that
     # asserts on such a record must not depend on what an earlier test logged.
-    _worker._throttle = _worker._LogThrottle()
+    _worker._throttle.reset()
     yield
     _worker.shutdown(timeout=0)

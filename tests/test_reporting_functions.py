@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops_guard_events import ModerationEventType, _dispatch, _scope, guard_events, stats
+from mlops_guard_events import ModerationEventType, _dispatch, _scope, _stats, guard_events, stats
 from mlops_guard_events._event import MAX_MESSAGE_LENGTH, MAX_TITLE_LENGTH
 from mlops_guard_events.testing import CapturedEvents, capture_events
 
@@ -29,7 +29,7 @@ class UnprintableError(Exception):
 @pytest.fixture(autouse=True)
 def fresh_failure_log(monkeypatch: pytest.MonkeyPatch) -> None:
     """Let each test see the first log record of each kind of reporting failure."""
-    monkeypatch.setattr(_scope, "_last_logged", {})
+    monkeypatch.setattr(_scope, "_failure_log", _stats.LogThrottle(_scope.LOG_INTERVAL))
 
 
 def reporting_errors() -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from mlops_guard_events import (
+    _stats,
     _worker,
     cli,
     configure,
@@ -41,7 +42,7 @@ DELIVERY_TIMEOUT = 30.0
 @pytest.fixture(autouse=True)
 def private_log_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
     """Give the worker a fresh log limit, so this module's warnings do not silence others'."""
-    monkeypatch.setattr(_worker, "_throttle", _worker._LogThrottle())
+    monkeypatch.setattr(_worker, "_throttle", _stats.LogThrottle())
 
 
 def event_body(number: int) -> dict[str, object]:

@@ -59,7 +59,7 @@ def fresh_counters() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def private_log_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
     """Give the worker a fresh log limit, so this module's warnings do not silence others'."""
-    monkeypatch.setattr(_worker, "_throttle", _worker._LogThrottle())
+    monkeypatch.setattr(_worker, "_throttle", _stats.LogThrottle())
 
 
 def make_event(**fields: object) -> ModerationEvent:

@@ -27,6 +27,7 @@ import pytest
 from mlops_guard_events import (
     ConfigurationError,
     EventRejectedError,
+    _stats,
     _worker,
     cli,
     configure,
@@ -54,7 +55,7 @@ LOGGERS = ("mlops_guard_events", "mlops_guard_events._receiver", "urllib3", "req
 @pytest.fixture(autouse=True)
 def private_log_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
     """Give the worker a fresh log limit, so this module's warnings do not silence others'."""
-    monkeypatch.setattr(_worker, "_throttle", _worker._LogThrottle())
+    monkeypatch.setattr(_worker, "_throttle", _stats.LogThrottle())
 
 
 def record_texts(records: list[logging.LogRecord]) -> list[str]:

@@ -53,3 +53,20 @@ def test_drop_warning_once_per_interval(
     assert len(caplog.records) == 2
     assert _stats.stats()["dropped_queue_full"] == 50
     assert _stats.stats()["dropped_spool_full"] == 3
+
+
+def test_log_throttle_once_per_key() -> None:
+    throttle = _stats.LogThrottle(interval=60.0)
+
+    assert throttle.allow("retry")
+    assert not throttle.allow("retry")
+    assert throttle.allow("offline")
+
+
+def test_log_throttle_reset_forgets_keys() -> None:
+    throttle = _stats.LogThrottle(interval=60.0)
+    throttle.allow("retry")
+
+    throttle.reset()
+
+    assert throttle.allow("retry")
