@@ -203,38 +203,27 @@ def _add_common_options(parser: argparse.ArgumentParser, *, level: int) -> None:
     )
 
 
-def _add_command(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+def _add_subparser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     name: str,
     *,
+    level: int,
     summary: str,
     description: str,
     handler: Callable[[argparse.Namespace], int],
 ) -> argparse.ArgumentParser:
-    command = commands.add_parser(name, help=summary, description=description)
-    _add_common_options(command, level=1)
-    command.set_defaults(handler=handler)
-    return command
-
-
-def _add_action(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser],
-    name: str,
-    *,
-    summary: str,
-    description: str,
-    handler: Callable[[argparse.Namespace], int],
-) -> argparse.ArgumentParser:
-    action = actions.add_parser(name, help=summary, description=description)
-    _add_common_options(action, level=2)
-    action.set_defaults(handler=handler)
-    return action
+    """Add a command (level 1) or a command's action (level 2) with the common options."""
+    parser = subparsers.add_parser(name, help=summary, description=description)
+    _add_common_options(parser, level=level)
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    command = _add_command(
+    command = _add_subparser(
         commands,
         "demo",
+        level=1,
         summary="run a small moderation pipeline that reports events to a local receiver",
         description=(
             "Run a moderation pipeline over about 50 bundled prompts and responses: PII,"
@@ -264,9 +253,10 @@ def _add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def _add_receiver_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    command = _add_command(
+    command = _add_subparser(
         commands,
         "receiver",
+        level=1,
         summary="run a local endpoint that accepts remoteEvents, for development and tests",
         description=(
             "Run an HTTP server on a loopback address that speaks DataRobot's remoteEvents"
@@ -422,9 +412,10 @@ def _add_fault_options(command: argparse.ArgumentParser) -> None:
 
 
 def _add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    command = _add_command(
+    command = _add_subparser(
         commands,
         "report",
+        level=1,
         summary="send one moderation event from the shell",
         description=(
             "Send one moderation event with the explicit call, report_moderation_event. It"
@@ -466,9 +457,10 @@ def _add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _add_spool_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    command = _add_command(
+    command = _add_subparser(
         commands,
         "spool",
+        level=1,
         summary="show, replay or purge the spool of events not yet delivered",
         description=(
             "The spool keeps events that could not be delivered, on disk under the state"
@@ -477,16 +469,18 @@ def _add_spool_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         handler=_run_spool_show,
     )
     actions = command.add_subparsers(dest="action", metavar="ACTION", title="actions")
-    _add_action(
+    _add_subparser(
         actions,
         "show",
+        level=2,
         summary="show how many events are spooled, their size and the oldest one (the default)",
         description="Show the spool directory, its event count, size on disk and oldest event.",
         handler=_run_spool_show,
     )
-    replay = _add_action(
+    replay = _add_subparser(
         actions,
         "replay",
+        level=2,
         summary="send the spooled events to the configured endpoint now",
         description=(
             "Send every spooled event to the configured endpoint, printing progress. Events"
@@ -514,9 +508,10 @@ def _add_spool_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
             " local event log"
         ),
     )
-    purge = _add_action(
+    purge = _add_subparser(
         actions,
         "purge",
+        level=2,
         summary="delete every spooled event without sending it",
         description=(
             "Delete every spooled event without sending it. Asks for confirmation on a"
@@ -528,9 +523,10 @@ def _add_spool_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def _add_doctor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    _add_command(
+    _add_subparser(
         commands,
         "doctor",
+        level=1,
         summary="show the configuration, check the endpoint, and report the spool and event log",
         description=(
             "Show the effective configuration and where each value came from (the API token"
@@ -542,9 +538,10 @@ def _add_doctor_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def _add_events_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    command = _add_command(
+    command = _add_subparser(
         commands,
         "events",
+        level=1,
         summary="print the local event log, newest last",
         description=(
             "Print the local event log, where events go when no endpoint is configured,"
