@@ -35,7 +35,7 @@ __all__ = [
 
 
 class _Unset:
-    """The type of `UNSET`, which tells "not passed" from None."""
+    """The type of `UNSET`, which distinguishes "not passed" from None."""
 
     _instance: _Unset | None = None
 
@@ -105,7 +105,7 @@ class Settings:
         deployment_id: The deployment events belong to unless a call names another.
         org_id: The organization events belong to unless a call names another.
         connect_timeout: Seconds to wait for a connection to the endpoint.
-        read_timeout: Seconds to wait for the server's answer once connected.
+        read_timeout: Seconds to wait for the server's response once connected.
         max_retries: Further attempts after a retryable failure (connection error, 429, 502,
             503, 504); 0 sends once.
         ssl_verify: True to verify TLS certificates against the CA bundle of `requests`
@@ -549,7 +549,7 @@ def configure(
         deployment_id: The deployment events belong to by default.
         org_id: The organization events belong to by default.
         connect_timeout: Seconds to wait for a connection (default 2).
-        read_timeout: Seconds to wait for an answer once connected (default 5).
+        read_timeout: Seconds to wait for a response once connected (default 5).
         max_retries: Further attempts after a retryable failure (default 3).
         ssl_verify: True, False, or the path of a CA bundle (default True).
         allow_insecure_http: Allow sending the token over plain http to a host that is not
@@ -601,7 +601,7 @@ def current_settings() -> Settings:
     """Return the settings in force, resolving them from the environment on first use.
 
     Raises:
-        ConfigurationError: The environment or the config file holds an invalid value.
+        ConfigurationError: The environment or the config file contains an invalid value.
     """
     global _current
     settings = _current

@@ -406,7 +406,7 @@ def _safe_str(value: object) -> str:
 
 
 def truncate(text: str, limit: int) -> str:
-    """Cut `text` to at most `limit` characters, ending with a marker that says how much went."""
+    """Cut `text` to at most `limit` characters, ending with a marker that counts the cut ones."""
     if len(text) <= limit:
         return text
     # The marker's own length depends on the count it shows, so size it for the longest count.

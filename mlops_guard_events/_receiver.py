@@ -116,7 +116,7 @@ class Faults:
         retry_after: ``Retry-After`` value sent with every injected status, as given: seconds
             as an int, or a string such as an HTTP-date. None sends no header.
         latency_seconds: delay in seconds before each request is handled.
-        fail_first: number of requests answered with ``fail_first_status`` before recovery.
+        fail_first: number of requests that get ``fail_first_status`` before recovery.
         fail_first_status: HTTP status for the first ``fail_first`` requests.
         drop_fraction: share of requests, from 0.0 to 1.0, whose connection is closed
             without a response.

@@ -21,7 +21,7 @@ DROP_REASONS: Final = (
     "spool_full",  # the spool reached its size limit and evicted its oldest events
     "spool_error",  # the spool could not be written
     "spool_corrupt",  # a spooled line was corrupt or cut off by a crash, so it was skipped
-    "rejected",  # the server answered with a final error
+    "rejected",  # the server rejected the event for good
     "before_send",  # the before_send hook returned None or raised
     "shutdown",  # the worker stopped before the event could be sent or spooled
     "internal_error",  # a bug in this library, logged with its traceback

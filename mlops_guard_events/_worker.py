@@ -8,10 +8,10 @@ request at a time and keeps its own retry state:
 
 - A retryable failure (connection error, timeout, 429, 502, 503, 504) pauses the whole worker
   for the backoff delay, or for the server's `Retry-After`, while new events wait in the queue.
-- An event that still fails after `max_retries` goes to the spool, and the worker goes offline:
-  it moves queued events to the spool and sends one probe at growing intervals, at most
-  `MAX_PROBE_INTERVAL` seconds apart unless the server's `Retry-After` requests longer. The
-  first success brings it back and starts a replay.
+- An event that still fails after `max_retries` goes to the spool, and the worker goes offline.
+  Offline, it moves queued events to the spool and sends one probe at growing intervals. They
+  are at most `MAX_PROBE_INTERVAL` seconds apart, unless the server's `Retry-After` requests
+  longer. The first success brings the worker back and starts a replay.
 - A final rejection (4xx other than 429, or 500) is counted and logged, never spooled.
 - Events over the per-minute cap are spooled and replayed as the budget allows.
 

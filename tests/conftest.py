@@ -58,7 +58,7 @@ def fresh_worker() -> Iterator[None]:
     """
     _worker.shutdown(timeout=0)
     _stats.reset_counters()
-    # The worker logs each kind of failure at most once a minute, process-wide; a test that
+    # The worker logs each kind of failure at most once a minute, process-wide, so a test that
     # asserts on such a record must not depend on what an earlier test logged.
     _worker._throttle.reset()
     yield

@@ -44,7 +44,7 @@ How a console block (`console`, `bash`, `shell` or `sh`) is run, in page order w
   `$ mlops-guard-events report --event-type nope  # exit status 2`.
 - Every output line shown, other than blank lines and `...`, must match a whole line of the
   command's stdout and stderr, in the order shown. Other lines may come between them, so a
-  `...` line only tells the reader that lines are left out. Inside a line, `...` matches any
+  `...` line only shows the reader that lines are left out. Inside a line, `...` matches any
   text, such as a temporary path, an ISO 8601 time matches any time, and a port of 127.0.0.1
   matches any port.
 - `mlops-guard-events receiver` and `mlops-guard-events events --follow`, which run until

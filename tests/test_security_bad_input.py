@@ -1,7 +1,7 @@
 """Invalid input: the explicit call and the CLI explain it, automatic reporting sanitizes it.
 
 The explicit call rejects each class of invalid field with a `ValueError` that names the field,
-shows the value shortened, and says how to fix it. The `report` command prints that message and
+shows the value shortened, and gives the fix. The `report` command prints that message and
 exits with status 2. Automatic reporting never raises on the same input: it sanitizes the
 event and reports it. Unit tests of each check are in tests/test_event.py.
 """

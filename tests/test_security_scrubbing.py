@@ -230,7 +230,7 @@ def test_ordinary_message_unchanged(message: str) -> None:
 
 ADVERSARIAL_SIZE = 1_000_000
 # A linear scan of 1 MB takes well under a second. A pattern that backtracks quadratically would
-# take hours (an estimate from about 10**12 steps), so this bound tells the two apart.
+# take hours (an estimate from about 10**12 steps), so this bound distinguishes the two.
 ADVERSARIAL_SECONDS = 10.0
 
 ADVERSARIAL_TEXTS = {
